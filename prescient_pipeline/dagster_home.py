@@ -1,0 +1,74 @@
+"""Prepare the Dagster instance: PostgreSQL storage on the app database's server.
+
+Every `prescient` command that talks to Dagster calls `prepare()` first, so the webserver, the
+daemon and run workers it starts inherit DAGSTER_HOME and the storage URL.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .config import settings
+from .db.engine import dagster_storage_url, database_url
+from .db.urls import sqlalchemy_url
+
+REPO_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
+STORAGE_ENV = "PRESCIENT_DAGSTER_STORAGE_URL"
+
+
+def prepare() -> Path:
+    """Set DAGSTER_HOME and the storage URL in this process' environment; return DAGSTER_HOME."""
+    app_url = database_url()
+    # dagster-postgres hands the URL to SQLAlchemy, which would pick psycopg 3 for a bare
+    # postgresql:// under SQLAlchemy 2.1; name the driver we ship.
+    os.environ[STORAGE_ENV] = sqlalchemy_url(dagster_storage_url(app_url))
+    home = settings().dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    # A dagster.yaml the user put in their own DAGSTER_HOME is theirs; ours is refreshed.
+    user_owned = "DAGSTER_HOME" in os.environ and config.exists()
+    if not user_owned:
+        if not REPO_DAGSTER_YAML.exists():
+            raise FileNotFoundError(f"dagster.yaml not found next to the package ({REPO_DAGSTER_YAML.parent})")
+        _replace_atomically(REPO_DAGSTER_YAML, config)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def _replace_atomically(source: Path, target: Path) -> None:
+    """Copy `source` over `target` so that a reader sees the old file or the new one, never a
+    half-written one: another `prescient` process may be reading it while this one refreshes it."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def instance():
+    """The Dagster instance on PostgreSQL (prepares the environment first)."""
+    from dagster import DagsterInstance
+
+    prepare()
+    return DagsterInstance.get()
+
+
+# The dynamic partitions of `portfolio_signals`: one key per portfolio id.
+PORTFOLIO_PARTITIONS = "portfolios"
+
+
+def register_portfolio(dagster_instance, portfolio_id: int) -> None:
+    """Add a portfolio's partition key at once, so its partitions show in the UI right away."""
+    dagster_instance.add_dynamic_partitions(PORTFOLIO_PARTITIONS, [str(portfolio_id)])
+
+
+def unregister_portfolio(dagster_instance, portfolio_id: int) -> None:
+    key = str(portfolio_id)
+    if dagster_instance.has_dynamic_partition(PORTFOLIO_PARTITIONS, key):
+        dagster_instance.delete_dynamic_partition(PORTFOLIO_PARTITIONS, key)

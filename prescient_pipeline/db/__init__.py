@@ -1,0 +1,1 @@
+"""Database: schema, migrations, engine and the embedded PostgreSQL."""

@@ -1,0 +1,374 @@
+"""The application's tables, as SQLAlchemy Core.
+
+Money is NUMERIC (never float): MONEY for dollars, SHARES for share counts, PRICE for
+probabilities. Every per-portfolio table cascades from `portfolios`, so deleting a portfolio
+removes its whole ledger and nothing else. Shared market tables are keyed by Polymarket's ids,
+kept as text (token ids do not fit in 64 bits).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+MONEY = Numeric(20, 6)
+SHARES = Numeric(24, 8)
+PRICE = Numeric(12, 8)
+RATIO = Numeric(18, 8)
+TS = DateTime(timezone=True)
+
+metadata = MetaData()
+
+
+def _portfolio_fk() -> Column:
+    return Column(
+        "portfolio_id",
+        Integer,
+        ForeignKey("portfolios.portfolio_id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    )
+
+
+# --- shared market data -------------------------------------------------------------------
+
+events = Table(
+    "events",
+    metadata,
+    Column("event_id", Text, primary_key=True),
+    Column("slug", Text),
+    Column("title", Text),
+    Column("description", Text),
+    Column("category", Text),
+    Column("tags", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("active", Boolean),
+    Column("closed", Boolean),
+    Column("archived", Boolean),
+    Column("neg_risk", Boolean, nullable=False, server_default=text("false")),
+    Column("neg_risk_market_id", Text),
+    Column("start_date", TS),
+    Column("end_date", TS),
+    Column("liquidity", MONEY),
+    Column("volume", MONEY),
+    Column("volume_24hr", MONEY),
+    Column("market_count", Integer, nullable=False, server_default=text("0")),
+    Column("first_seen_at", TS, nullable=False, server_default=text("now()")),
+    Column("updated_at", TS, nullable=False, server_default=text("now()")),
+)
+
+markets = Table(
+    "markets",
+    metadata,
+    Column("market_id", Text, primary_key=True),
+    Column("event_id", Text, index=True),
+    Column("condition_id", Text),
+    Column("question", Text),
+    Column("slug", Text),
+    Column("group_item_title", Text),
+    Column("category", Text),
+    Column("tags", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("outcomes", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("outcome_prices", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("clob_token_ids", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("yes_token_id", Text),
+    Column("no_token_id", Text),
+    Column("yes_price", PRICE),
+    Column("no_price", PRICE),
+    Column("best_bid", PRICE),
+    Column("best_ask", PRICE),
+    Column("spread", PRICE),
+    Column("last_trade_price", PRICE),
+    Column("liquidity", MONEY),
+    Column("volume", MONEY),
+    Column("volume_24hr", MONEY),
+    Column("active", Boolean),
+    Column("closed", Boolean),
+    Column("archived", Boolean),
+    Column("accepting_orders", Boolean),
+    Column("neg_risk", Boolean, nullable=False, server_default=text("false")),
+    Column("uma_resolution_status", Text),
+    Column("start_date", TS),
+    Column("end_date", TS),
+    Column("closed_time", TS),
+    Column("first_seen_at", TS, nullable=False, server_default=text("now()")),
+    Column("updated_at", TS, nullable=False, server_default=text("now()")),
+)
+
+# One row per market per observation: the history that marks and replays read.
+market_snapshots = Table(
+    "market_snapshots",
+    metadata,
+    Column("snapshot_id", BigInteger, primary_key=True, autoincrement=True),
+    Column("market_id", Text, nullable=False),
+    Column("ts", TS, nullable=False),
+    Column("yes_price", PRICE),
+    Column("no_price", PRICE),
+    Column("best_bid", PRICE),
+    Column("best_ask", PRICE),
+    Column("liquidity", MONEY),
+    Column("volume", MONEY),
+    Column("volume_24hr", MONEY),
+    Column("active", Boolean),
+    Column("closed", Boolean),
+    Column("source", Text, nullable=False, server_default=text("'gamma'")),
+    Index("ix_market_snapshots_market_ts", "market_id", "ts"),
+    Index("ix_market_snapshots_ts", "ts"),
+)
+
+# --- portfolios and their ledger -----------------------------------------------------------
+
+portfolios = Table(
+    "portfolios",
+    metadata,
+    Column("portfolio_id", Integer, primary_key=True, autoincrement=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("description", Text),
+    Column("strategy_type", Text, nullable=False, index=True),
+    Column("strategy_config", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("initial_balance", MONEY, nullable=False),
+    # Cash. Named as in the seeds; total value is cash plus open positions' market value.
+    Column("current_balance", MONEY, nullable=False),
+    Column("net_transfers", MONEY, nullable=False, server_default=text("0")),
+    Column("total_invested", MONEY, nullable=False, server_default=text("0")),
+    Column("realized_pnl", MONEY, nullable=False, server_default=text("0")),
+    Column("unrealized_pnl", MONEY, nullable=False, server_default=text("0")),
+    Column("total_profit_loss", MONEY, nullable=False, server_default=text("0")),
+    Column("total_fees", MONEY, nullable=False, server_default=text("0")),
+    Column("trade_count", Integer, nullable=False, server_default=text("0")),
+    Column("total_trades_executed", Integer, nullable=False, server_default=text("0")),
+    Column("total_winning_trades", Integer, nullable=False, server_default=text("0")),
+    Column("total_losing_trades", Integer, nullable=False, server_default=text("0")),
+    Column("avg_trade_pnl", MONEY, nullable=False, server_default=text("0")),
+    Column("max_drawdown", RATIO, nullable=False, server_default=text("0")),
+    Column("status", Text, nullable=False, server_default=text("'active'")),
+    Column("status_reason", Text),
+    Column("max_position_size", MONEY),
+    Column("max_total_exposure", MONEY),
+    Column("max_positions", Integer, nullable=False, server_default=text("20")),
+    Column("created_at", TS, nullable=False, server_default=text("now()")),
+    Column("last_updated", TS, nullable=False, server_default=text("now()")),
+    Column("last_trade_at", TS),
+    Column("last_price_update", TS),
+    CheckConstraint("status IN ('active', 'paused', 'archived')", name="ck_portfolios_status"),
+    CheckConstraint("initial_balance > 0", name="ck_portfolios_initial_balance_positive"),
+    CheckConstraint("current_balance >= 0", name="ck_portfolios_cash_not_negative"),
+)
+
+trading_signals = Table(
+    "trading_signals",
+    metadata,
+    Column("signal_id", BigInteger, primary_key=True, autoincrement=True),
+    _portfolio_fk(),
+    Column("strategy_type", Text, nullable=False),
+    Column("cycle_date", Date, nullable=False),
+    Column("as_of", TS, nullable=False),
+    Column("market_id", Text, nullable=False),
+    Column("event_id", Text),
+    Column("token_id", Text),
+    Column("question", Text),
+    Column("side", Text, nullable=False),
+    Column("amount", MONEY, nullable=False),
+    Column("price_seen", PRICE),
+    Column("confidence", RATIO),
+    Column("reason", Text),
+    # Signals sharing a group id (arbitrage legs) execute all or none.
+    Column("group_id", Text),
+    Column("executed", Boolean, nullable=False, server_default=text("false")),
+    Column("executed_at", TS),
+    Column("trade_id", BigInteger),
+    Column("rejection_reason", Text),
+    Column("created_at", TS, nullable=False, server_default=text("now()")),
+    CheckConstraint("side IN ('YES', 'NO')", name="ck_trading_signals_side"),
+    CheckConstraint("amount > 0", name="ck_trading_signals_amount_positive"),
+    Index("ix_trading_signals_portfolio_cycle", "portfolio_id", "cycle_date"),
+    Index("ix_trading_signals_portfolio_executed", "portfolio_id", "executed"),
+)
+
+portfolio_positions = Table(
+    "portfolio_positions",
+    metadata,
+    Column("position_id", BigInteger, primary_key=True, autoincrement=True),
+    _portfolio_fk(),
+    Column("market_id", Text, nullable=False),
+    Column("event_id", Text),
+    Column("token_id", Text),
+    Column("question", Text),
+    Column("side", Text, nullable=False),
+    Column("shares", SHARES, nullable=False),
+    Column("avg_price", PRICE, nullable=False),
+    # Cost basis includes the entry fee, so P&L is net of fees.
+    Column("cost_basis", MONEY, nullable=False),
+    Column("entry_fee", MONEY, nullable=False, server_default=text("0")),
+    Column("current_price", PRICE),
+    Column("market_value", MONEY),
+    Column("unrealized_pnl", MONEY, nullable=False, server_default=text("0")),
+    Column("realized_pnl", MONEY, nullable=False, server_default=text("0")),
+    Column("exit_price", PRICE),
+    Column("exit_fee", MONEY, nullable=False, server_default=text("0")),
+    Column("proceeds", MONEY),
+    Column("status", Text, nullable=False, server_default=text("'open'")),
+    Column("close_reason", Text),
+    Column("settlement_flag", Text),
+    Column("opened_at", TS, nullable=False),
+    Column("closed_at", TS),
+    Column("last_marked_at", TS),
+    Column("signal_id", BigInteger),
+    # Legs of an all-or-none basket: held to settlement, never exited one by one.
+    Column("group_id", Text),
+    CheckConstraint("status IN ('open', 'closed')", name="ck_positions_status"),
+    CheckConstraint("side IN ('YES', 'NO')", name="ck_positions_side"),
+    Index("ix_positions_portfolio_status", "portfolio_id", "status"),
+    Index("ix_positions_market_open", "market_id", postgresql_where=text("status = 'open'")),
+    # The database itself refuses a second open position on one side of one market.
+    Index(
+        "ux_positions_one_open_per_market_side",
+        "portfolio_id",
+        "market_id",
+        "side",
+        unique=True,
+        postgresql_where=text("status = 'open'"),
+    ),
+)
+
+trades = Table(
+    "trades",
+    metadata,
+    Column("trade_id", BigInteger, primary_key=True, autoincrement=True),
+    _portfolio_fk(),
+    Column("signal_id", BigInteger),
+    Column("position_id", BigInteger),
+    Column("market_id", Text, nullable=False),
+    Column("side", Text, nullable=False),
+    # buy | sell | settle
+    Column("action", Text, nullable=False),
+    Column("shares", SHARES, nullable=False),
+    Column("price", PRICE, nullable=False),
+    Column("price_seen", PRICE),
+    # Gross dollars: paid for a buy (fee included), received before fee for a sell.
+    Column("amount", MONEY, nullable=False),
+    Column("fee", MONEY, nullable=False, server_default=text("0")),
+    # Signed change of cash: -amount for a buy, proceeds net of fee for a sell or settlement.
+    Column("cash_delta", MONEY, nullable=False),
+    Column("realized_pnl", MONEY),
+    Column("reason", Text),
+    Column("executed_at", TS, nullable=False),
+    CheckConstraint("action IN ('buy', 'sell', 'settle')", name="ck_trades_action"),
+    Index("ix_trades_portfolio_time", "portfolio_id", "executed_at"),
+    # A signal is filled at most once, ever.
+    Index(
+        "ux_trades_one_buy_per_signal",
+        "signal_id",
+        unique=True,
+        postgresql_where=text("signal_id IS NOT NULL AND action = 'buy'"),
+    ),
+)
+
+portfolio_history = Table(
+    "portfolio_history",
+    metadata,
+    Column("history_id", BigInteger, primary_key=True, autoincrement=True),
+    _portfolio_fk(),
+    Column("snapshot_date", Date, nullable=False),
+    Column("timestamp", TS, nullable=False),
+    Column("cash", MONEY, nullable=False),
+    Column("positions_value", MONEY, nullable=False),
+    Column("total_value", MONEY, nullable=False),
+    Column("initial_balance", MONEY, nullable=False),
+    Column("net_transfers", MONEY, nullable=False),
+    Column("realized_pnl", MONEY, nullable=False),
+    Column("unrealized_pnl", MONEY, nullable=False),
+    Column("fees", MONEY, nullable=False),
+    Column("open_positions", Integer, nullable=False),
+    Column("trade_count", Integer, nullable=False),
+    Column("daily_return", RATIO),
+    UniqueConstraint("portfolio_id", "snapshot_date", name="uq_portfolio_history_day"),
+)
+
+signal_archives = Table(
+    "signal_archives",
+    metadata,
+    Column("signal_id", BigInteger, primary_key=True),
+    _portfolio_fk(),
+    Column("strategy_type", Text, nullable=False),
+    Column("cycle_date", Date, nullable=False),
+    Column("as_of", TS, nullable=False),
+    Column("market_id", Text, nullable=False),
+    Column("event_id", Text),
+    Column("token_id", Text),
+    Column("question", Text),
+    Column("side", Text, nullable=False),
+    Column("amount", MONEY, nullable=False),
+    Column("price_seen", PRICE),
+    Column("confidence", RATIO),
+    Column("reason", Text),
+    Column("group_id", Text),
+    Column("executed", Boolean, nullable=False),
+    Column("executed_at", TS),
+    Column("trade_id", BigInteger),
+    Column("rejection_reason", Text),
+    Column("created_at", TS, nullable=False),
+    Column("archived_at", TS, nullable=False, server_default=text("now()")),
+)
+
+portfolio_rebalancing_log = Table(
+    "portfolio_rebalancing_log",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("timestamp", TS, nullable=False, server_default=text("now()")),
+    Column("from_portfolio_id", Integer, ForeignKey("portfolios.portfolio_id", ondelete="CASCADE")),
+    Column("to_portfolio_id", Integer, ForeignKey("portfolios.portfolio_id", ondelete="CASCADE")),
+    Column("amount", MONEY, nullable=False),
+    Column("reason", Text),
+    Column("executed_by", Text, nullable=False, server_default=text("'manual'")),
+    CheckConstraint("amount > 0", name="ck_rebalancing_positive_amount"),
+)
+
+portfolio_performance_cache = Table(
+    "portfolio_performance_cache",
+    metadata,
+    Column(
+        "portfolio_id",
+        Integer,
+        ForeignKey("portfolios.portfolio_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("calculated_at", TS, nullable=False, server_default=text("now()")),
+    Column("days", Integer),
+    Column("sharpe_ratio", RATIO),
+    Column("sortino_ratio", RATIO),
+    Column("max_drawdown", RATIO),
+    Column("cagr", RATIO),
+    Column("calmar_ratio", RATIO),
+    Column("win_rate", RATIO),
+    Column("profit_factor", RATIO),
+    Column("expectancy", MONEY),
+    Column("avg_trade_pnl", MONEY),
+    Column("avg_win", MONEY),
+    Column("avg_loss", MONEY),
+    Column("round_trips", Integer),
+    Column("max_consecutive_wins", Integer),
+    Column("max_consecutive_losses", Integer),
+    Column("signal_execution_rate", RATIO),
+    Column("return_1d", RATIO),
+    Column("return_7d", RATIO),
+    Column("return_30d", RATIO),
+    Column("return_all_time", RATIO),
+)
+
+ALL_TABLES = [t.name for t in metadata.sorted_tables]

@@ -1,0 +1,53 @@
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import make_url
+
+from prescient_pipeline.db import migrate, schema
+from prescient_pipeline.db.urls import libpq_url, sqlalchemy_url, with_database
+
+
+def test_urls_are_normalised_for_psycopg2_and_libpq():
+    assert sqlalchemy_url("postgresql://u:p@h:5/db") == "postgresql+psycopg2://u:p@h:5/db"
+    assert sqlalchemy_url("postgres://u@h/db") == "postgresql+psycopg2://u@h/db"
+    assert sqlalchemy_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg2://u@h/db"
+    assert libpq_url("postgresql+psycopg2://u@h/db") == "postgresql://u@h/db"
+    moved = make_url(with_database("postgresql://u:p@h:5/a?host=/tmp/s", "b"))
+    assert (moved.database, moved.password, moved.query["host"]) == ("b", "p", "/tmp/s")
+
+
+def test_every_table_exists_after_upgrade(engine):
+    names = set(inspect(engine).get_table_names())
+    assert {t.name for t in schema.metadata.sorted_tables} <= names
+    assert "alembic_version" in names
+
+
+def test_upgrade_is_idempotent(engine):
+    before, after = migrate.upgrade(engine)
+    assert before == after == migrate.head_revision()
+
+
+def test_schema_matches_the_migrations(engine):
+    """Autogenerate finds nothing to do: the models and the migrations agree."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), schema.metadata)
+    assert diff == []
+
+
+def test_deleting_a_portfolio_cascades(engine):
+    with engine.begin() as conn:
+        pid = conn.execute(
+            schema.portfolios.insert()
+            .values(name="p", strategy_type="momentum", initial_balance=100, current_balance=100)
+            .returning(schema.portfolios.c.portfolio_id)
+        ).scalar_one()
+        conn.execute(
+            schema.portfolio_history.insert().values(
+                portfolio_id=pid, snapshot_date="2026-01-01", timestamp=text("now()"), cash=100,
+                positions_value=0, total_value=100, initial_balance=100, net_transfers=0,
+                realized_pnl=0, unrealized_pnl=0, fees=0, open_positions=0, trade_count=0,
+            )
+        )
+        conn.execute(schema.portfolios.delete().where(schema.portfolios.c.portfolio_id == pid))
+        assert conn.execute(text("SELECT count(*) FROM portfolio_history")).scalar() == 0
