@@ -1,0 +1,20 @@
+"""Which subcommands exist; each module adds its own."""
+
+from __future__ import annotations
+
+
+def register(sub, common) -> None:
+    from . import (
+        db_commands,
+        demo_commands,
+        dev_commands,
+        ledger_commands,
+        portfolio_commands,
+        simulator_commands,
+        status_commands,
+        strategy_commands,
+    )
+
+    for module in (db_commands, dev_commands, simulator_commands, portfolio_commands, strategy_commands,
+                   ledger_commands, demo_commands, status_commands):
+        module.register(sub, common)

@@ -1,0 +1,54 @@
+"""`prescient demo`: offline end to end, then a report table and CSV exports."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from .. import dagster_home
+from ..config import settings
+from ..db.engine import get_engine
+from ..db.migrate import ensure_schema
+from . import Output
+from .ledger_commands import _report_table
+
+
+def register(sub, common) -> None:
+    d = sub.add_parser("demo", parents=[common],
+                       help="offline end to end: simulator + example portfolios + N simulated days")
+    d.add_argument("--days", type=int, default=7, help="simulated days (default 7)")
+    d.add_argument("--seed", type=int, default=7, help="simulator seed")
+    d.add_argument("--events", type=int, default=300, help="simulated events (default 300)")
+    d.add_argument("--price-every", type=int, default=120,
+                   help="simulated minutes between price updates (default 120; production runs every 5)")
+    d.add_argument("--reset", action="store_true", help="wipe every table of the app database first")
+    d.set_defaults(handler=_demo)
+
+
+def _demo(args) -> Output:
+    from ..defs.demo import run_demo
+
+    engine = ensure_schema(get_engine())
+    instance = dagster_home.instance()
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    out = settings().exports_dir / f"demo-{stamp}"
+    quiet = getattr(args, "json", False)
+    result = run_demo(instance, engine, days=args.days, seed=args.seed, events=args.events,
+                      price_every=args.price_every, reset=args.reset, exports_dir=out,
+                      progress=(lambda _: None) if quiet else (lambda line: print(line, flush=True)))
+    data = {
+        "days": result.days, "start": result.start, "end": result.end, "seconds": round(result.seconds, 1),
+        "dagster_runs": result.runs, "portfolios": result.portfolios,
+        "exports": {k: str(v) for k, v in result.exports.items()},
+    }
+    text = "\n".join([
+        f"\n{result.days} simulated days ({result.start:%Y-%m-%d} to {result.end:%Y-%m-%d}) in "
+        f"{result.seconds:.0f}s, {result.runs} Dagster runs",
+        "",
+        _report_table(result.portfolios),
+        "",
+        "CSV exports:",
+        *[f"  {path}" for path in result.exports.values()],
+        "",
+        "Next: `prescient report`, or `prescient dev` to browse the runs in the Dagster UI.",
+    ])
+    return Output(data, text)

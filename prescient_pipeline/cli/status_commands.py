@@ -1,0 +1,89 @@
+"""`prescient status`: is everything a user relies on there and healthy? Exit 1 when not."""
+
+from __future__ import annotations
+
+import time
+
+from .. import dagster_home
+from ..config import settings
+from ..db.engine import get_engine
+from ..db.urls import redact
+from ..polymarket.client import PolymarketClient
+from ..services.status import database_status
+from . import Output
+
+DAEMON_STALE_SECONDS = 120
+
+
+def register(sub, common) -> None:
+    s = sub.add_parser("status", parents=[common], help="database, API, Dagster daemon and freshness")
+    s.set_defaults(handler=_status)
+
+
+def _dagster_status() -> dict:
+    instance = dagster_home.instance()
+    now = time.time()
+    beats = instance.get_daemon_heartbeats()
+    daemons = {name: round(now - beat.timestamp) for name, beat in beats.items()}
+    running = bool(daemons) and min(daemons.values()) < DAEMON_STALE_SECONDS
+    states = {s.instigator_name: s.status.value for s in instance.all_instigator_state()}
+    return {"daemon_running": running, "heartbeat_age_seconds": daemons, "schedules_and_sensors": states,
+            "dagster_home": str(settings().dagster_home)}
+
+
+def _status(args) -> Output:
+    problems, warnings = [], []
+    data: dict = {"prescient_home": str(settings().home)}
+    try:
+        engine = get_engine()
+        data["database"] = {"url": redact(engine.url.render_as_string(hide_password=False)), **database_status(engine)}
+        if not data["database"]["migrated"]:
+            problems.append("database is not migrated: run `prescient db upgrade`")
+        for line in data["database"].get("unbalanced", []):
+            problems.append(line)
+        if data["database"].get("last_refresh", {}).get("at") is None and data["database"]["migrated"]:
+            warnings.append("markets were never refreshed")
+    except Exception as exc:  # unreachable server, bad URL
+        data["database"] = {"reachable": False, "error": str(exc).splitlines()[0]}
+        problems.append(f"database unreachable: {data['database']['error']}")
+
+    client = PolymarketClient.from_settings()
+    data["polymarket"] = {"gamma_url": client.gamma_url, "clob_url": client.clob_url, **client.ping()}
+    for api in ("gamma", "clob"):
+        if not data["polymarket"].get(api):
+            problems.append(f"{api} API unreachable at {getattr(client, api + '_url')}")
+
+    if data["database"].get("reachable"):
+        try:
+            data["dagster"] = _dagster_status()
+            if not data["dagster"]["daemon_running"]:
+                warnings.append("Dagster daemon not running: schedules and sensors are idle (start `prescient dev`)")
+        except Exception as exc:
+            data["dagster"] = {"error": str(exc).splitlines()[0]}
+            problems.append(f"Dagster instance unavailable: {data['dagster']['error']}")
+
+    data["problems"], data["warnings"] = problems, warnings
+    return Output(data, _text(data), exit_code=1 if problems else 0)
+
+
+def _text(data: dict) -> str:
+    db = data["database"]
+    lines = [f"home: {data['prescient_home']}"]
+    if db.get("reachable"):
+        lines.append(f"database: {db['url']} (revision {db['revision']}, head {db['head']})")
+        refresh = db.get("last_refresh") or {}
+        lines.append(f"last refresh: {refresh.get('at') or 'never'} ({refresh.get('markets') or 0} markets)")
+        lines.append(f"last price update: {db.get('last_price_update') or 'never'}")
+        for p in db.get("portfolios", []):
+            lines.append(f"  portfolio {p['portfolio_id']} {p['name']} [{p['status']}]: last cycle "
+                         f"{p['last_cycle'] or 'never'}, last price update {p['last_price_update'] or 'never'}")
+    pm = data["polymarket"]
+    lines.append(f"gamma {pm['gamma_url']}: {'ok' if pm.get('gamma') else 'UNREACHABLE'}; "
+                 f"clob {pm['clob_url']}: {'ok' if pm.get('clob') else 'UNREACHABLE'}")
+    dagster = data.get("dagster", {})
+    if "daemon_running" in dagster:
+        lines.append(f"dagster daemon: {'running' if dagster['daemon_running'] else 'not running'}; "
+                     f"{len(dagster['schedules_and_sensors'])} schedules/sensors with stored state")
+    lines += [f"PROBLEM: {p}" for p in data["problems"]] + [f"warning: {w}" for w in data["warnings"]]
+    lines.append("status: " + ("problems found" if data["problems"] else "ok"))
+    return "\n".join(lines)

@@ -1,0 +1,33 @@
+"""The code location: everything Dagster loads from `workspace.yaml`."""
+
+import dagster as dg
+
+from .defs import ledger, market_data, portfolios, strategy
+from .defs.resources import default_resources
+
+defs = dg.Definitions(
+    assets=[market_data.polymarket_market_data, strategy.portfolio_signals, ledger.PORTFOLIO_VALUES],
+    jobs=[
+        market_data.refresh_markets_job,
+        strategy.portfolio_signals_job,
+        portfolios.manage_portfolio_job,
+        ledger.execute_signals_job,
+        ledger.update_prices_job,
+        ledger.portfolio_snapshot_job,
+        ledger.archive_signals_job,
+    ],
+    schedules=[
+        market_data.refresh_markets_schedule,
+        strategy.trading_cycle_schedule,
+        ledger.update_prices_schedule,
+        ledger.portfolio_snapshot_schedule,
+        ledger.archive_signals_schedule,
+    ],
+    sensors=[
+        portfolios.portfolio_partitions_sensor,
+        strategy.trading_cycle_sensor,
+        strategy.portfolio_cadence_sensor,
+        ledger.execute_signals_sensor,
+    ],
+    resources=default_resources(),
+)

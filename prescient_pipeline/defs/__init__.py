@@ -1,0 +1,1 @@
+"""Dagster layer: assets, checks, jobs, sensors, schedules and resources. Thin by design."""

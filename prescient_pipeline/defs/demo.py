@@ -1,0 +1,131 @@
+"""`prescient demo`: the whole system offline, on a simulated clock, through the production jobs.
+
+The simulator starts `days` days ago at midnight UTC, so each simulated day is a real past date
+and its `portfolio_signals` partitions sit in the UI like any backfilled day. Every simulated
+day: price updates through `update_prices_job` every `price_every` minutes, the trading cycle
+at the cycle time (refresh, each portfolio's partition, execution), and a snapshot at 23:55.
+"""
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable
+
+from sqlalchemy import Engine, text
+
+from ..dagster_home import PORTFOLIO_PARTITIONS
+from ..db import schema
+from ..errors import InputError
+from ..polymarket.simulator.server import SimulatorServer
+from ..polymarket.simulator.universe import Universe
+from ..services import reports
+from ..services.examples import EXAMPLE_NAMES, create_examples
+from ..services.portfolios import list_portfolios
+from ..services.signals import cycle_time_of_day
+from . import runner
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_AT = timedelta(hours=23, minutes=55)
+URL_VARIABLES = ("PRESCIENT_GAMMA_URL", "PRESCIENT_CLOB_URL")
+
+
+@dataclass
+class DemoResult:
+    days: int
+    start: datetime
+    end: datetime
+    seconds: float
+    portfolios: list[dict]
+    exports: dict[str, Path]
+    runs: int
+    notes: list[str] = field(default_factory=list)
+
+
+def prepare_database(engine: Engine, reset: bool) -> str:
+    """Clear what a previous demo left; refuse to touch a database holding other portfolios."""
+    others = [p["name"] for p in list_portfolios(engine) if p["name"] not in EXAMPLE_NAMES]
+    if others and not reset:
+        raise InputError(
+            f"this database holds {len(others)} portfolios that are not the demo's ({', '.join(others[:3])}"
+            f"{'...' if len(others) > 3 else ''}); run `prescient demo --reset` to wipe it, or set PRESCIENT_HOME "
+            "to a fresh directory"
+        )
+    # Only demo data is here (or the user asked for a wipe): start from empty tables.
+    names = ", ".join(t.name for t in schema.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    return "wiped the database" if reset else "cleared the previous demo"
+
+
+def _forget_stale_partitions(instance, engine: Engine) -> None:
+    live = {str(p["portfolio_id"]) for p in list_portfolios(engine)}
+    for key in instance.get_dynamic_partitions(PORTFOLIO_PARTITIONS):
+        if key not in live:
+            instance.delete_dynamic_partition(PORTFOLIO_PARTITIONS, key)
+
+
+def run_demo(instance, engine: Engine, *, days: int, seed: int, events: int, price_every: int,
+             reset: bool, exports_dir: Path, progress: Callable[[str], None] = print) -> DemoResult:
+    if days < 1 or days > 60:
+        raise InputError("--days must be between 1 and 60")
+    if price_every < 5 or price_every > 24 * 60:
+        raise InputError("--price-every must be between 5 and 1440 minutes")
+    if events < 10 or events > 5000:
+        raise InputError("--events must be between 10 and 5000")
+    began = time.perf_counter()
+    progress(prepare_database(engine, reset))
+    _forget_stale_partitions(instance, engine)
+
+    start = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days)
+    universe = Universe(seed=seed, events=events, start=start)
+    runs = 0
+    cycle_at = timedelta(hours=cycle_time_of_day().hour, minutes=cycle_time_of_day().minute)
+    saved_urls = {k: os.environ.get(k) for k in URL_VARIABLES}
+    with SimulatorServer(universe) as server:
+        server.start()
+        for key in URL_VARIABLES:
+            os.environ[key] = server.url
+        portfolios = create_examples(engine)
+        progress(f"simulator: {events} events from {start:%Y-%m-%d}; portfolios: "
+                 + ", ".join(f"{p['portfolio_id']} {p['name']}" for p in portfolios))
+
+        interval = timedelta(minutes=price_every)
+
+        def advance_to(moment: datetime) -> None:
+            """Move the simulated clock, running a price update at every interval boundary."""
+            nonlocal runs
+            while universe.now < moment:
+                next_tick = start + ((universe.now - start) // interval + 1) * interval
+                target = min(next_tick, moment)
+                universe.advance((target - universe.now).total_seconds() / 60)
+                if target == next_tick:
+                    runner.update_prices(instance)
+                    runs += 1
+
+        for d in range(days):
+            day_start = start + timedelta(days=d)
+            advance_to(day_start + cycle_at)
+            cycle = runner.run_cycle(instance, engine, day_start.date(), with_snapshot=False)
+            runs += 1 + len(cycle.signal_runs) + len(cycle.execution_runs)
+            advance_to(day_start + SNAPSHOT_AT)
+            runner.snapshot(instance)
+            runs += 1
+            rows = reports.report(engine)
+            total = sum(float(r["total_value"]) for r in rows)
+            trades = sum(int(r["trades"]) for r in rows)
+            progress(f"day {d + 1}/{days} {day_start:%Y-%m-%d}: {trades} trades so far, "
+                     f"total value {total:,.2f} across {len(rows)} portfolios "
+                     f"({time.perf_counter() - began:.0f}s)")
+            advance_to(day_start + timedelta(days=1))
+        end = universe.now
+    for key, value in saved_urls.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    exports = reports.export_csv(engine, exports_dir)
+    return DemoResult(days, start, end, time.perf_counter() - began, reports.report(engine), exports, runs)

@@ -1,0 +1,201 @@
+"""The paper ledger in Dagster: execution on a sensor, 5-minute prices, daily snapshots,
+monthly archive, and the balance check every ledger job ends with."""
+
+from datetime import date
+from typing import Optional
+
+import dagster as dg
+import pandas as pd
+
+from ..services.execution import execute_portfolio
+from ..services.history import archive_signals, snapshot_portfolios
+from ..services.prices import update_prices
+from ..services.reports import unbalanced_portfolios
+from .portfolios import portfolios_partitions
+from .resources import Database, PolymarketApi
+from .strategy import SIGNALS, signals_partitions
+
+# Each portfolio's values over time: price updates and snapshots report a materialization per
+# portfolio partition, whose numeric metadata the UI plots.
+PORTFOLIO_VALUES = dg.AssetSpec(
+    "portfolio_values",
+    partitions_def=portfolios_partitions,
+    group_name="ledger",
+    kinds={"postgres"},
+    description="Each portfolio's total value and P&L, reported by every price update and snapshot.",
+)
+
+
+def _value_events(rows: list[dict], source: str) -> list[dg.AssetMaterialization]:
+    return [
+        dg.AssetMaterialization(
+            asset_key=PORTFOLIO_VALUES.key,
+            partition=str(r["portfolio_id"]),
+            metadata={
+                "total_value": dg.MetadataValue.float(float(r["total_value"])),
+                "cash": dg.MetadataValue.float(float(r["cash"])),
+                "positions_value": dg.MetadataValue.float(float(r["positions_value"])),
+                "realized_pnl": dg.MetadataValue.float(float(r["realized_pnl"])),
+                "unrealized_pnl": dg.MetadataValue.float(float(r["unrealized_pnl"])),
+                "open_positions": dg.MetadataValue.int(int(r["open_positions"])),
+                "source": dg.MetadataValue.text(source),
+            },
+        )
+        for r in rows
+    ]
+
+
+def _table(rows: list[dict]) -> dg.MetadataValue:
+    if not rows:
+        return dg.MetadataValue.md("_no portfolios_")
+    frame = pd.DataFrame(rows)
+    return dg.MetadataValue.md(frame.to_markdown(index=False, floatfmt=".2f"))
+
+
+def _check_books(context, database: Database) -> None:
+    problems = unbalanced_portfolios(database.engine())
+    if problems:
+        for p in problems:
+            context.log.error(p)
+        raise dg.Failure(description="books do not balance: " + "; ".join(problems), allow_retries=False)
+    context.log.info("every portfolio balances to the cent")
+
+
+# --- execution ---------------------------------------------------------------------------------
+
+class ExecuteSignals(dg.Config):
+    portfolio_id: int
+    cycle_date: Optional[str] = None  # YYYY-MM-DD; unset executes every pending signal
+
+
+@dg.op(description="Fill a portfolio's pending signals: risk checks, fills at the ask, ledger rows.")
+def execute_signals(context: dg.OpExecutionContext, config: ExecuteSignals, database: Database):
+    day = date.fromisoformat(config.cycle_date) if config.cycle_date else None
+    report = execute_portfolio(database.engine(), config.portfolio_id, day)
+    context.log.info(f"portfolio {config.portfolio_id}: {report.executed} executed, {report.rejected} rejected, "
+                     f"{report.skipped} already handled")
+    context.add_output_metadata({
+        "executed": dg.MetadataValue.int(report.executed),
+        "rejected": dg.MetadataValue.int(report.rejected),
+        "skipped": dg.MetadataValue.int(report.skipped),
+        "spent": dg.MetadataValue.float(float(report.spent)),
+        "fees": dg.MetadataValue.float(float(report.fees)),
+        "rejections": dg.MetadataValue.json(report.rejections),
+    })
+    _check_books(context, database)
+
+
+@dg.job(executor_def=dg.in_process_executor, tags={"prescient/job": "execute_signals"},
+        description="Execute one portfolio's pending signals (launched by execute_signals_sensor).")
+def execute_signals_job():
+    execute_signals()
+
+
+@dg.sensor(
+    name="execute_signals_sensor",
+    job=execute_signals_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Launches execute_signals_job for every new portfolio_signals materialization, "
+    "paging through them with a cursor so none is skipped.",
+)
+def execute_signals_sensor(context: dg.SensorEvaluationContext):
+    result = context.instance.fetch_materializations(SIGNALS, limit=200, cursor=context.cursor, ascending=True)
+    requests = []
+    for record in result.records:
+        if not record.partition_key:
+            continue
+        keys = signals_partitions.get_partition_key_from_str(record.partition_key).keys_by_dimension
+        requests.append(dg.RunRequest(
+            run_key=f"execute-{record.storage_id}",
+            run_config={"ops": {"execute_signals": {"config": {
+                "portfolio_id": int(keys["portfolio"]), "cycle_date": keys["date"]}}}},
+            tags={"prescient/portfolio": keys["portfolio"], "prescient/cycle_date": keys["date"]},
+        ))
+    return dg.SensorResult(run_requests=requests, cursor=result.cursor)
+
+
+# --- prices --------------------------------------------------------------------------------------
+
+@dg.op(description="Fetch held markets in batches; mark, exit and settle every portfolio.")
+def update_portfolio_prices(context: dg.OpExecutionContext, database: Database, polymarket: PolymarketApi):
+    report = update_prices(database.engine(), polymarket.client(), logger=context.log)
+    rows = [vars(p) for p in report.portfolios]
+    for event in _value_events(rows, "price_update"):
+        context.log_event(event)
+    context.add_output_metadata({
+        "markets_held": dg.MetadataValue.int(report.markets_held),
+        "priced_from_books": dg.MetadataValue.int(report.books),
+        "priced_from_gamma": dg.MetadataValue.int(report.gamma_markets),
+        "unpriced_markets": dg.MetadataValue.int(len(report.unpriced)),
+        "positions_marked": dg.MetadataValue.int(report.marked),
+        "exits": dg.MetadataValue.int(sum(report.exits.values())),
+        "settlements": dg.MetadataValue.int(sum(report.settlements.values())),
+        "flagged_not_settled": dg.MetadataValue.json(dict(report.flags)),
+        "portfolios": _table(rows),
+    })
+    _check_books(context, database)
+
+
+@dg.job(executor_def=dg.in_process_executor, tags={"prescient/job": "update_prices"},
+        description="Mark every open position to the latest prices; exits and settlement.")
+def update_prices_job():
+    update_portfolio_prices()
+
+
+update_prices_schedule = dg.ScheduleDefinition(
+    name="update_prices_schedule", job=update_prices_job, cron_schedule="*/5 * * * *",
+    execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every five minutes: marks, stop loss / take profit / holding time exits, settlement.",
+)
+
+
+# --- snapshots and archive ----------------------------------------------------------------------
+
+@dg.op(description="One portfolio_history row per portfolio for the day; refresh performance metrics.")
+def snapshot_portfolio_history(context: dg.OpExecutionContext, database: Database):
+    snaps = snapshot_portfolios(database.engine())
+    rows = [{"portfolio_id": s.portfolio_id, "name": s.name, "date": str(s.snapshot_date),
+             "total_value": s.totals.total_value, "cash": s.totals.cash,
+             "positions_value": s.totals.positions_value, "realized_pnl": s.totals.realized_pnl,
+             "unrealized_pnl": s.totals.unrealized_pnl, "open_positions": s.totals.open_positions,
+             "sharpe": s.metrics.get("sharpe_ratio"), "max_drawdown": s.metrics.get("max_drawdown")}
+            for s in snaps]
+    for event in _value_events(rows, "snapshot"):
+        context.log_event(event)
+    context.add_output_metadata({"portfolios": _table(rows), "snapshots": dg.MetadataValue.int(len(rows))})
+    _check_books(context, database)
+
+
+@dg.job(executor_def=dg.in_process_executor, description="Daily portfolio history and performance.")
+def portfolio_snapshot_job():
+    snapshot_portfolio_history()
+
+
+portfolio_snapshot_schedule = dg.ScheduleDefinition(
+    name="portfolio_snapshot_schedule", job=portfolio_snapshot_job, cron_schedule="55 23 * * *",
+    execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Daily at 23:55 UTC: one history row per portfolio.",
+)
+
+
+class ArchiveSignals(dg.Config):
+    older_than_days: int = 30
+
+
+@dg.op(description="Move old executed, rejected and stale signals to signal_archives.")
+def archive_old_signals(context: dg.OpExecutionContext, config: ArchiveSignals, database: Database):
+    moved = archive_signals(database.engine(), config.older_than_days)
+    context.add_output_metadata({"archived": dg.MetadataValue.int(moved)})
+
+
+@dg.job(executor_def=dg.in_process_executor, description="Monthly archive of old signals.")
+def archive_signals_job():
+    archive_old_signals()
+
+
+archive_signals_schedule = dg.ScheduleDefinition(
+    name="archive_signals_schedule", job=archive_signals_job, cron_schedule="0 3 1 * *",
+    execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Monthly (1st, 03:00 UTC): archive signals older than 30 days.",
+)

@@ -1,0 +1,171 @@
+"""Execute a portfolio's pending signals: risk checks, fills, ledger rows.
+
+One transaction per unit (a lone signal, or every leg of a linked group), under the portfolio's
+row lock. The unit re-reads its signals under the lock and skips any another run already
+handled, so retries, concurrent runs and a crash between units can neither fill a signal twice
+nor leave half a unit written. Partial unique indexes in the schema back this up.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+
+from sqlalchemy import Engine, bindparam, func, select, update
+
+from ..db.schema import markets, portfolio_positions, trading_signals
+from ..domain.accounting import PositionState, to_money, to_price
+from ..domain.fills import buy, buy_fill_price
+from ..domain.risk import Buy, check_group
+from ..domain.strategies.registry import get_strategy
+from .ledger import book_buy, lock_portfolio, market_clock, open_position_rows, portfolio_state, refresh_totals
+from .signals import pending_signals
+
+log = logging.getLogger(__name__)
+
+MAX_SIGNAL_AGE = timedelta(hours=24)
+
+
+@dataclass
+class ExecutionReport:
+    portfolio_id: int
+    executed: int = 0
+    rejected: int = 0
+    skipped: int = 0  # already handled by another run
+    spent: Decimal = Decimal(0)
+    fees: Decimal = Decimal(0)
+    rejections: dict[str, int] = field(default_factory=dict)
+
+
+def _units(signals: list[dict]) -> list[list[int]]:
+    """Signal ids grouped into all-or-none units, in signal order."""
+    units: OrderedDict[str, list[int]] = OrderedDict()
+    for s in signals:
+        key = s["group_id"] or f"single-{s['signal_id']}"
+        units.setdefault(key, []).append(s["signal_id"])
+    return list(units.values())
+
+
+def execute_portfolio(engine: Engine, portfolio_id: int, cycle_date: date | None = None,
+                      market_exposure_cap: Decimal | None = None) -> ExecutionReport:
+    report = ExecutionReport(portfolio_id)
+    with engine.connect() as conn:
+        pending = pending_signals(conn, portfolio_id, cycle_date)
+        # Read once per run, like the clock: only a refresh moves them, and a unit's transaction
+        # does not lock market rows either.
+        at = market_clock(conn) or datetime.now(timezone.utc)
+        states = _market_states(conn, sorted({s["market_id"] for s in pending})) if pending else {}
+    for unit in _units(pending):
+        _execute_unit(engine, portfolio_id, unit, at, states, report, market_exposure_cap)
+    with engine.begin() as conn:
+        refresh_totals(conn, portfolio_id)
+    return report
+
+
+# What tradability checks, fill prices and the first mark read.
+_STATE_COLUMNS = [markets.c[c] for c in ("market_id", "closed", "accepting_orders", "yes_price", "no_price",
+                                         "best_bid", "best_ask")]
+
+
+def _market_states(conn, market_ids: list[str]) -> dict[str, dict]:
+    rows = conn.execute(select(*_STATE_COLUMNS).where(markets.c.market_id.in_(market_ids)))
+    return {r.market_id: dict(r._mapping) for r in rows}
+
+
+def _all_portfolios_exposure(conn, market_ids: list[str]) -> dict[str, Decimal]:
+    rows = conn.execute(
+        select(portfolio_positions.c.market_id, func.sum(portfolio_positions.c.cost_basis))
+        .where(portfolio_positions.c.market_id.in_(market_ids), portfolio_positions.c.status == "open")
+        .group_by(portfolio_positions.c.market_id)
+    )
+    return {m: v for m, v in rows}
+
+
+def _reject(conn, signal_ids: list[int], reason: str) -> None:
+    conn.execute(update(trading_signals).where(trading_signals.c.signal_id.in_(signal_ids))
+                 .values(rejection_reason=reason))
+
+
+# Built once: statements run for every signal are cheaper without rebuilding them each time.
+_PENDING_LEGS = (
+    select(trading_signals)
+    .where(trading_signals.c.signal_id.in_(bindparam("ids", expanding=True)),
+           trading_signals.c.executed.is_(False), trading_signals.c.rejection_reason.is_(None))
+    .order_by(trading_signals.c.signal_id)
+)
+_MARK_EXECUTED = (
+    update(trading_signals).where(trading_signals.c.signal_id == bindparam("signal"))
+    .values(executed=True, executed_at=bindparam("at"), trade_id=bindparam("trade"))
+)
+
+
+def _why_not_tradable(market: dict | None) -> str | None:
+    if market is None:
+        return "market unknown"
+    if market["closed"]:
+        return "market closed"
+    if market["accepting_orders"] is False:
+        return "market not accepting orders"
+    return None
+
+
+def _execute_unit(engine: Engine, portfolio_id: int, unit: list[int], at: datetime, states: dict[str, dict],
+                  report: ExecutionReport, market_exposure_cap: Decimal | None) -> None:
+    with engine.begin() as conn:
+        portfolio = lock_portfolio(conn, portfolio_id)
+        legs = [dict(r._mapping) for r in conn.execute(_PENDING_LEGS, {"ids": unit})]
+        if len(legs) != len(unit):
+            report.skipped += len(unit)  # another run got here first
+            return
+        strategy = get_strategy(portfolio["strategy_type"])
+        config = strategy.validate_config(portfolio["strategy_config"])
+        fee_rate = Decimal(str(config.get("fee_rate") or 0))
+        slippage = float(config.get("slippage_bps") or 0)
+
+        market_ids = sorted({leg["market_id"] for leg in legs})
+        reason = next((f"{leg['market_id']}: {r}" for leg in legs
+                       if (r := _why_not_tradable(states.get(leg["market_id"])))), None)
+        oldest = min(leg["as_of"] for leg in legs)
+        if at - oldest > MAX_SIGNAL_AGE:
+            # A replayed past day's signals show what the strategy would have done; they are
+            # not filled at today's prices.
+            reason = f"stale signal: as of {oldest.isoformat()}, market time {at.isoformat()}"
+        prices = {}
+        if reason is None:
+            for leg in legs:
+                price = buy_fill_price(leg["side"], states[leg["market_id"]], slippage)
+                if price is None:
+                    reason = f"{leg['market_id']}: no price to buy {leg['side']} at"
+                    break
+                prices[leg["signal_id"]] = price
+        if reason is None:
+            positions = [PositionState.from_row(p) for p in open_position_rows(conn, portfolio_id)]
+            reason = check_group(
+                portfolio_state(portfolio), positions,
+                [Buy(leg["market_id"], leg["side"], to_money(leg["amount"])) for leg in legs],
+                allows_multiple_positions_per_market=strategy.allows_multiple_positions_per_market,
+                market_exposure_cap=market_exposure_cap,
+                all_portfolios_market_exposure=_all_portfolios_exposure(conn, market_ids) if market_exposure_cap else None,
+            )
+        if reason is not None:
+            _reject(conn, unit, reason)
+            report.rejected += len(unit)
+            key = reason.split(": ", 1)[-1].split(":")[0] if reason.startswith("leg ") else reason.split(":")[0]
+            report.rejections[key] = report.rejections.get(key, 0) + len(unit)
+            return
+
+        for leg in legs:
+            fill = buy(to_money(leg["amount"]), prices[leg["signal_id"]], fee_rate)
+            state = states[leg["market_id"]]
+            mark = state["yes_price"] if leg["side"] == "YES" else state["no_price"]
+            trade_id = book_buy(
+                conn, portfolio_id, signal=leg, fill=fill, at=at,
+                price_seen=leg["price_seen"], mark_price=to_price(mark) if mark is not None else fill.price,
+            )
+            conn.execute(_MARK_EXECUTED, {"signal": leg["signal_id"], "at": at, "trade": trade_id})
+            report.executed += 1
+            report.spent += fill.cost
+            report.fees += fill.fee

@@ -1,0 +1,161 @@
+"""Shared market data in PostgreSQL: write a refresh, read the universe as of a time.
+
+A refresh upserts `events` and `markets` (current state) and appends one `market_snapshots` row
+per market, all in one transaction. Reads for strategies go through the snapshots, so a past
+day sees the prices of that day and never a later one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pandas as pd
+from sqlalchemy import Engine, text
+
+from ..db import schema
+from .bulk import copy_rows, stage
+
+EVENT_COLUMNS = [c.name for c in schema.events.columns if c.name not in ("first_seen_at", "updated_at")]
+MARKET_COLUMNS = [c.name for c in schema.markets.columns if c.name not in ("first_seen_at", "updated_at")]
+SNAPSHOT_COLUMNS = [
+    "market_id", "ts", "yes_price", "no_price", "best_bid", "best_ask",
+    "liquidity", "volume", "volume_24hr", "active", "closed", "source",
+]
+GAMMA = "gamma"
+
+
+@dataclass(frozen=True)
+class RefreshWrite:
+    events: int
+    markets: int
+    snapshots: int
+    previous_market_count: int | None  # markets in the refresh before this one
+    ts: datetime  # the refresh's own timestamp: its snapshots all carry it
+
+
+def _upsert_sql(table: str, staged: str, key: str, columns: Sequence[str]) -> str:
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != key)
+    cols = ", ".join(columns)
+    return (
+        f"INSERT INTO {table} ({cols}, first_seen_at, updated_at) "
+        f"SELECT {cols}, :ts, :ts FROM {staged} "
+        f"ON CONFLICT ({key}) DO UPDATE SET {updates}, updated_at = EXCLUDED.updated_at"
+    )
+
+
+def _snapshots_from_sql(staged: str) -> str:
+    values = ", ".join(f":{c}" if c in ("ts", "source") else c for c in SNAPSHOT_COLUMNS)
+    return f"INSERT INTO market_snapshots ({', '.join(SNAPSHOT_COLUMNS)}) SELECT {values} FROM {staged}"
+
+
+def snapshot_rows(markets: Iterable[dict], ts: datetime, source: str) -> list[dict]:
+    return [{**{c: m.get(c) for c in SNAPSHOT_COLUMNS}, "ts": ts, "source": source} for m in markets]
+
+
+def last_refresh(conn) -> tuple[datetime | None, int | None]:
+    """Time and market count of the latest full refresh."""
+    row = conn.execute(
+        text(
+            "SELECT ts, count(*) FROM market_snapshots WHERE source = :src "
+            "AND ts = (SELECT max(ts) FROM market_snapshots WHERE source = :src) GROUP BY ts"
+        ),
+        {"src": GAMMA},
+    ).first()
+    return (row[0], row[1]) if row else (None, None)
+
+
+def refresh_timestamp(observed_at: datetime, previous_ts: datetime | None) -> datetime:
+    """A refresh is identified by its timestamp, so two refreshes must never share one.
+
+    The server's Date header has one-second resolution (and the simulator's clock stands still
+    until advanced), so a refresh stamped at or before the previous one is moved just after it.
+    """
+    if previous_ts is not None and observed_at <= previous_ts:
+        return previous_ts + timedelta(microseconds=1)
+    return observed_at
+
+
+def write_refresh(engine: Engine, events: list[dict], markets: list[dict], observed_at: datetime) -> RefreshWrite:
+    """Upsert events and markets and append one snapshot per market, in one transaction."""
+    with engine.begin() as conn:
+        # Serialise refreshes so two of them cannot pick the same timestamp.
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('prescient.market_refresh'))"))
+        previous_ts, previous = last_refresh(conn)
+        observed_at = refresh_timestamp(observed_at, previous_ts)
+        staged_events = stage(conn, "events", EVENT_COLUMNS, events)
+        conn.execute(text(_upsert_sql("events", staged_events, "event_id", EVENT_COLUMNS)), {"ts": observed_at})
+        staged_markets = stage(conn, "markets", MARKET_COLUMNS, markets)
+        conn.execute(text(_upsert_sql("markets", staged_markets, "market_id", MARKET_COLUMNS)), {"ts": observed_at})
+        # The snapshots come from the staged rows: no second rendering and COPY of every market.
+        snaps = conn.execute(text(_snapshots_from_sql(staged_markets)), {"ts": observed_at, "source": GAMMA}).rowcount
+    return RefreshWrite(events=len(events), markets=len(markets), snapshots=snaps,
+                        previous_market_count=previous, ts=observed_at)
+
+
+def write_market_updates(conn, markets: list[dict], observed_at: datetime, source: str) -> int:
+    """Price-update path: refresh known markets' current state and append snapshots.
+
+    Runs inside the caller's transaction. Only columns present in the rows are updated.
+    """
+    if not markets:
+        return 0
+    columns = [c for c in MARKET_COLUMNS if c in markets[0]]
+    staged = stage(conn, "markets", columns, markets)
+    updates = ", ".join(f"{c} = s.{c}" for c in columns if c != "market_id")
+    conn.execute(
+        text(f"UPDATE markets m SET {updates}, updated_at = :ts FROM {staged} s WHERE m.market_id = s.market_id"),
+        {"ts": observed_at},
+    )
+    return copy_rows(conn, "market_snapshots", SNAPSHOT_COLUMNS, snapshot_rows(markets, observed_at, source))
+
+
+# The universe as of a time: the markets of the latest full refresh at or before it, each with
+# its latest observation at or before it. Event sizes are summed from those observations, so
+# nothing later than `as_of` leaks in.
+_UNIVERSE_SQL = """
+WITH refresh AS (
+    SELECT max(ts) AS t FROM market_snapshots WHERE source = 'gamma' AND ts <= :as_of
+), universe AS (
+    SELECT s.market_id FROM market_snapshots s, refresh WHERE s.source = 'gamma' AND s.ts = refresh.t
+), latest AS (
+    SELECT DISTINCT ON (s.market_id) s.*
+    FROM market_snapshots s JOIN universe u ON u.market_id = s.market_id
+    WHERE s.ts <= :as_of
+    ORDER BY s.market_id, s.ts DESC
+)
+SELECT m.market_id, m.event_id, m.question, coalesce(m.category, e.category) AS category,
+       m.tags AS market_tags, e.tags AS event_tags,
+       l.yes_price, l.no_price, l.best_bid, l.best_ask, l.liquidity, l.volume, l.volume_24hr,
+       m.end_date, l.active, l.closed, m.accepting_orders, m.neg_risk,
+       m.yes_token_id, m.no_token_id, e.end_date AS event_end_date, e.market_count AS event_market_count, l.ts AS observed_at
+FROM latest l
+JOIN markets m ON m.market_id = l.market_id
+LEFT JOIN events e ON e.event_id = m.event_id
+"""
+
+
+def universe_as_of(engine: Engine, as_of: datetime) -> pd.DataFrame:
+    """One row per market, as the strategies' market frame expects (see domain.market_frame)."""
+    with engine.connect() as conn:
+        frame = pd.read_sql_query(text(_UNIVERSE_SQL), conn, params={"as_of": as_of})
+    return to_market_frame(frame)
+
+
+def to_market_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    for col in ("yes_price", "no_price", "best_bid", "best_ask", "liquidity", "volume", "volume_24hr"):
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
+    for col in ("end_date", "event_end_date", "observed_at"):
+        frame[col] = pd.to_datetime(frame[col], utc=True)
+    frame["tags"] = [
+        list(dict.fromkeys((ev or []) + (mk or [])))
+        for ev, mk in zip(frame.pop("event_tags"), frame.pop("market_tags"))
+    ]
+    frame["neg_risk"] = frame["neg_risk"].fillna(False).astype(bool)
+    by_event = frame.groupby("event_id", dropna=False)
+    for col in ("liquidity", "volume", "volume_24hr"):
+        known = by_event[col].transform("count")
+        frame[f"event_{col}"] = by_event[col].transform("sum").where(known > 0)
+    frame["event_market_count"] = frame["event_market_count"].fillna(0).astype(int)
+    return frame.reset_index(drop=True)

@@ -1,0 +1,24 @@
+"""Which portfolios should have partitions: every one that is not archived."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, select
+
+from ..db.schema import portfolios
+
+
+def live_portfolio_ids(engine: Engine) -> list[int]:
+    with engine.connect() as conn:
+        return list(conn.execute(
+            select(portfolios.c.portfolio_id).where(portfolios.c.status != "archived").order_by(portfolios.c.portfolio_id)
+        ).scalars())
+
+
+def active_portfolios(engine: Engine) -> list[dict]:
+    """Active portfolios with their strategy config (for cycle and cadence scheduling)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(portfolios.c.portfolio_id, portfolios.c.strategy_type, portfolios.c.strategy_config)
+            .where(portfolios.c.status == "active").order_by(portfolios.c.portfolio_id)
+        )
+        return [dict(r._mapping) for r in rows]

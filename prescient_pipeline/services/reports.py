@@ -1,0 +1,113 @@
+"""What users read: the per-portfolio report, the trade list, the balance check, CSV exports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Engine, text
+
+from ..domain.accounting import BALANCE_TOLERANCE
+
+REPORT_SQL = """
+SELECT p.portfolio_id, p.name, p.strategy_type, p.status,
+       p.current_balance AS cash,
+       coalesce(pos.value, 0) AS positions_value,
+       p.current_balance + coalesce(pos.value, 0) AS total_value,
+       p.initial_balance, p.net_transfers, p.realized_pnl,
+       coalesce(pos.value, 0) - coalesce(pos.cost, 0) AS unrealized_pnl,
+       p.total_fees AS fees,
+       coalesce(pos.n, 0) AS open_positions,
+       (SELECT count(*) FROM trades t WHERE t.portfolio_id = p.portfolio_id) AS trades,
+       c.win_rate, c.sharpe_ratio AS sharpe, c.sortino_ratio AS sortino, c.max_drawdown,
+       c.return_1d, c.return_7d, c.return_30d, c.return_all_time, c.signal_execution_rate,
+       p.last_price_update
+FROM portfolios p
+LEFT JOIN (
+    SELECT portfolio_id, sum(market_value) AS value, sum(cost_basis) AS cost, count(*) AS n
+    FROM portfolio_positions WHERE status = 'open' GROUP BY portfolio_id
+) pos ON pos.portfolio_id = p.portfolio_id
+LEFT JOIN portfolio_performance_cache c ON c.portfolio_id = p.portfolio_id
+WHERE (CAST(:pid AS integer) IS NULL OR p.portfolio_id = :pid)
+ORDER BY p.portfolio_id
+"""
+
+
+def report(engine: Engine, portfolio_id: int | None = None) -> list[dict]:
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(text(REPORT_SQL), {"pid": portfolio_id})]
+
+
+def recent_trades(engine: Engine, portfolio_id: int | None = None, limit: int = 50) -> list[dict]:
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            """
+            SELECT t.trade_id, t.portfolio_id, t.executed_at, t.action, t.market_id, m.question, t.side,
+                   t.shares, t.price, t.amount, t.fee, t.cash_delta, t.realized_pnl, t.reason
+            FROM trades t LEFT JOIN markets m ON m.market_id = t.market_id
+            WHERE (CAST(:pid AS integer) IS NULL OR t.portfolio_id = :pid)
+            ORDER BY t.executed_at DESC, t.trade_id DESC LIMIT :limit
+            """
+        ), {"pid": portfolio_id, "limit": limit})
+        return [dict(r._mapping) for r in rows]
+
+
+# Two independent routes to the same number: the books balance when the running columns
+# (cash, realized P&L) agree with each other and with the trade rows.
+BALANCE_SQL = """
+SELECT p.portfolio_id, p.name,
+       p.current_balance AS cash,
+       coalesce(pos.value, 0) AS positions_value,
+       p.initial_balance + p.net_transfers + p.realized_pnl + (coalesce(pos.value, 0) - coalesce(pos.cost, 0)) AS expected_total,
+       p.current_balance + coalesce(pos.value, 0) AS total_value,
+       p.initial_balance + p.net_transfers + coalesce(t.cash_flow, 0) AS cash_from_trades,
+       coalesce(t.realized, 0) AS realized_from_trades, p.realized_pnl
+FROM portfolios p
+LEFT JOIN (SELECT portfolio_id, sum(market_value) AS value, sum(cost_basis) AS cost
+           FROM portfolio_positions WHERE status = 'open' GROUP BY portfolio_id) pos
+       ON pos.portfolio_id = p.portfolio_id
+LEFT JOIN (SELECT portfolio_id, sum(cash_delta) AS cash_flow, sum(coalesce(realized_pnl, 0)) AS realized
+           FROM trades GROUP BY portfolio_id) t ON t.portfolio_id = p.portfolio_id
+ORDER BY p.portfolio_id
+"""
+
+
+def unbalanced_portfolios(engine: Engine) -> list[str]:
+    """One message per portfolio whose books do not balance to the cent (empty when all do)."""
+    problems = []
+    with engine.connect() as conn:
+        for r in conn.execute(text(BALANCE_SQL)):
+            for what, actual, expected in (
+                ("total_value vs initial + transfers + realized + unrealized", r.total_value, r.expected_total),
+                ("cash vs initial + transfers + trade cash flows", r.cash, r.cash_from_trades),
+                ("realized_pnl vs trades", r.realized_pnl, r.realized_from_trades),
+            ):
+                if abs(actual - expected) >= BALANCE_TOLERANCE:
+                    problems.append(f"portfolio {r.portfolio_id} ({r.name}): {what}: "
+                                    f"{actual} != {expected} (difference {actual - expected})")
+    return problems
+
+
+EXPORTS = {
+    "events": "SELECT * FROM events ORDER BY event_id",
+    "markets": "SELECT * FROM markets ORDER BY market_id",
+    "signals": "SELECT * FROM trading_signals ORDER BY signal_id",
+    "trades": "SELECT * FROM trades ORDER BY trade_id",
+    "positions": "SELECT * FROM portfolio_positions ORDER BY position_id",
+    "portfolio_history": "SELECT * FROM portfolio_history ORDER BY portfolio_id, snapshot_date",
+    "performance": "SELECT * FROM portfolio_performance_cache ORDER BY portfolio_id",
+}
+
+
+def export_csv(engine: Engine, out_dir: Path) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = {}
+    with engine.connect() as conn:
+        for name, sql in EXPORTS.items():
+            path = out_dir / f"{name}.csv"
+            pd.read_sql_query(text(sql), conn).to_csv(path, index=False)
+            written[name] = path
+        report_path = out_dir / "report.csv"
+        pd.DataFrame(report(engine)).to_csv(report_path, index=False)
+        written["report"] = report_path
+    return written
