@@ -1,0 +1,171 @@
+"""Time one price update of 1,000 portfolios x 50 open positions over 10,000+ markets (goal: under 10 s).
+
+    python benchmarks/bench_prices.py [--portfolios N] [--positions N] [--events N] [--updates N]
+
+The markets come from the local simulator through a real refresh (3,500 events give about 10,300
+markets); positions are seeded straight into the database with COPY, every market held by about
+five portfolios, half YES and half NO, with a buy trade each so the books balance. Then the
+simulated clock moves an hour and `update_prices` runs against the simulator's HTTP API, as the
+5-minute schedule does. With PRESCIENT_DATABASE_URL set, a scratch database is created on that
+server and dropped afterwards; otherwise an embedded PostgreSQL runs in a temporary PRESCIENT_HOME.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+
+from sqlalchemy import text
+
+from prescient_pipeline.db import embedded
+from prescient_pipeline.db.engine import dispose_engines, get_engine
+from prescient_pipeline.db.migrate import ensure_schema
+from prescient_pipeline.db.urls import with_database
+from prescient_pipeline.domain.accounting import mark, open_position, to_price
+from prescient_pipeline.domain.fills import buy, buy_fill_price
+from prescient_pipeline.polymarket.client import PolymarketClient
+from prescient_pipeline.polymarket.simulator import SimulatorServer, Universe
+from prescient_pipeline.services.bulk import copy_rows
+from prescient_pipeline.services.ledger import market_clock
+from prescient_pipeline.services.market_refresh import refresh_markets
+from prescient_pipeline.services.prices import update_prices
+from prescient_pipeline.services.reports import unbalanced_portfolios
+
+AMOUNT = Decimal(20)
+BALANCE = Decimal(10_000)
+SIM_START = datetime(2026, 3, 2, tzinfo=timezone.utc)  # a fixed clock: the same world every run
+
+
+@contextlib.contextmanager
+def scratch_database():
+    """A database URL for the benchmark, thrown away afterwards."""
+    server = os.environ.get("PRESCIENT_DATABASE_URL")
+    home = Path(tempfile.mkdtemp(prefix="prescient-bench-"))
+    os.environ["PRESCIENT_HOME"] = str(home)
+    name = None
+    try:
+        if server:
+            name = f"prescient_bench_{uuid.uuid4().hex[:10]}"
+            embedded.ensure_database(server, name)
+            url = with_database(server, name)
+        else:
+            # Registered first so it runs last at exit, after pgserver has stopped the server.
+            atexit.register(shutil.rmtree, home, ignore_errors=True)
+            url = embedded.start(home)
+        os.environ["PRESCIENT_DATABASE_URL"] = url
+        yield url
+    finally:
+        dispose_engines()
+        if name is not None:
+            embedded.drop_database(server, name)
+            os.environ["PRESCIENT_DATABASE_URL"] = server
+            shutil.rmtree(home, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def simulated_market_data(engine, events: int, seed: int = 7):
+    """A simulator on loopback, refreshed once into the database; yields (server, client)."""
+    with SimulatorServer(Universe(seed=seed, events=events, start=SIM_START)) as sim:
+        with PolymarketClient(sim.url, sim.url) as client:
+            started = time.perf_counter()
+            refreshed = refresh_markets(engine, client)
+            print(f"refresh: {refreshed.events:,} events, {refreshed.markets:,} markets "
+                  f"in {time.perf_counter() - started:.1f} s")
+            yield sim, client
+
+
+def seed_portfolios(engine, count: int, strategy: str = "momentum", configs=None) -> list[int]:
+    """`count` portfolios in one COPY; `configs(i)` gives the i-th strategy_config."""
+    columns = ["name", "strategy_type", "strategy_config", "initial_balance", "current_balance", "max_positions"]
+    rows = [{"name": f"bench {i:05d}", "strategy_type": strategy,
+             "strategy_config": configs(i) if configs else {}, "initial_balance": BALANCE,
+             "current_balance": BALANCE, "max_positions": 1000} for i in range(count)]
+    with engine.begin() as conn:
+        copy_rows(conn, "portfolios", columns, rows)
+        return list(conn.execute(text("SELECT portfolio_id FROM portfolios ORDER BY portfolio_id")).scalars())
+
+
+def seed_positions(engine, portfolio_ids: list[int], per_portfolio: int) -> int:
+    """Open `per_portfolio` positions in each portfolio, bought at the ask as execution would."""
+    with engine.connect() as conn:
+        at = market_clock(conn)
+        markets = [dict(r._mapping) for r in conn.execute(text(
+            "SELECT market_id, event_id, yes_token_id, no_token_id, yes_price, no_price, best_bid, best_ask "
+            "FROM markets WHERE NOT closed ORDER BY market_id"))]
+    # Markets both sides of which can be bought.
+    markets = [m for m in markets if all(buy_fill_price(side, m, 50) for side in ("YES", "NO"))]
+    rows = []
+    for k, pid in enumerate(portfolio_ids):
+        for j in range(per_portfolio):
+            m = markets[(k * per_portfolio + j) % len(markets)]
+            side = "YES" if (k + j) % 2 == 0 else "NO"
+            fill = buy(AMOUNT, buy_fill_price(side, m, 50))
+            mark_at = to_price(m["yes_price"] if side == "YES" else m["no_price"])
+            value, unrealized = mark(open_position(m["market_id"], side, fill), mark_at)
+            rows.append({
+                "portfolio_id": pid, "market_id": m["market_id"], "event_id": m["event_id"],
+                "token_id": m["yes_token_id"] if side == "YES" else m["no_token_id"], "side": side,
+                "shares": fill.shares, "avg_price": fill.price, "cost_basis": fill.cost, "entry_fee": fill.fee,
+                "current_price": mark_at, "market_value": value, "unrealized_pnl": unrealized, "status": "open",
+                "opened_at": at, "last_marked_at": at,
+            })
+    with engine.begin() as conn:
+        copy_rows(conn, "portfolio_positions", list(rows[0]), rows)
+        # One buy per position, and cash to match, so the books balance before the update.
+        conn.execute(text(
+            "INSERT INTO trades (portfolio_id, position_id, market_id, side, action, shares, price, amount, fee, "
+            "cash_delta, reason, executed_at) SELECT portfolio_id, position_id, market_id, side, 'buy', shares, "
+            "avg_price, cost_basis, entry_fee, -cost_basis, 'seed', opened_at FROM portfolio_positions"))
+        conn.execute(text(
+            "UPDATE portfolios p SET current_balance = p.initial_balance - s.cost, total_invested = s.cost, "
+            "total_fees = s.fees, trade_count = s.n, total_trades_executed = s.n FROM (SELECT portfolio_id, "
+            "sum(cost_basis) AS cost, sum(entry_fee) AS fees, count(*) AS n FROM portfolio_positions "
+            "GROUP BY portfolio_id) s WHERE s.portfolio_id = p.portfolio_id"))
+        conn.execute(text("ANALYZE"))
+    return len({r["market_id"] for r in rows})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--portfolios", type=int, default=1000)
+    parser.add_argument("--positions", type=int, default=50)
+    parser.add_argument("--events", type=int, default=3500)
+    parser.add_argument("--updates", type=int, default=2, help="consecutive updates, an hour apart")
+    args = parser.parse_args()
+
+    with scratch_database() as url:
+        engine = ensure_schema(get_engine(url))
+        with simulated_market_data(engine, args.events) as (sim, client):
+            started = time.perf_counter()
+            # Every tenth portfolio has exits, so some positions are sold during the update.
+            ids = seed_portfolios(engine, args.portfolios, configs=lambda i: (
+                {"stop_loss_percentage": 0.1, "take_profit_percentage": 0.1, "fee_rate": 0.02} if i % 10 == 0 else {}))
+            held = seed_positions(engine, ids, args.positions)
+            print(f"seeded {len(ids):,} portfolios x {args.positions} positions over {held:,} distinct markets "
+                  f"in {time.perf_counter() - started:.1f} s")
+            for n in range(1, args.updates + 1):
+                sim.universe.advance(60)
+                started = time.perf_counter()
+                report = update_prices(engine, client)
+                total = time.perf_counter() - started
+                parts = ", ".join(f"{k} {v:.2f} s" for k, v in report.seconds.items())
+                print(f"update {n}: {total:.2f} s ({parts}); {report.markets_held:,} markets "
+                      f"({report.books:,} books, {report.gamma_markets:,} from Gamma, {len(report.unpriced)} unpriced); "
+                      f"{report.marked:,} marked, exits {sum(report.exits.values()):,}, "
+                      f"settlements {sum(report.settlements.values()):,}; goal < 10 s: "
+                      f"{'met' if total < 10 else 'MISSED'}")
+            problems = unbalanced_portfolios(engine)
+            print("books balance" if not problems else f"{len(problems)} unbalanced: {problems[:3]}")
+
+
+if __name__ == "__main__":
+    main()

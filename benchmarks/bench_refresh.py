@@ -1,0 +1,155 @@
+"""Time one market refresh of a 5,000-event / ~50,000-market universe into PostgreSQL
+(goal: parse + write within 3x a bare COPY of the same market rows).
+
+    python benchmarks/bench_refresh.py [--events N] [--neg-risk-share S] [--max-legs L] [--refreshes R]
+
+The simulator serves the universe on loopback; the refresh goes through the production client,
+parser and store (services.market_refresh.refresh_markets). The first refresh inserts every row,
+later ones update them in place (the hourly case) after the clock has moved. The floor is COPY
+of the same market rows into a fresh, unindexed temporary table in the same database.
+
+Database: a throw-away database on PRESCIENT_DATABASE_URL's server (dropped at the end), or an
+embedded PostgreSQL under a temporary PRESCIENT_HOME.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import text
+
+from prescient_pipeline.db import embedded, schema
+from prescient_pipeline.db.engine import dispose_engines, get_engine
+from prescient_pipeline.db.migrate import ensure_schema
+from prescient_pipeline.db.urls import with_database
+from prescient_pipeline.polymarket.client import PolymarketClient
+from prescient_pipeline.polymarket.simulator.server import SimulatorServer
+from prescient_pipeline.polymarket.simulator.universe import Universe
+from prescient_pipeline.polymarket.parser import parse_events
+from prescient_pipeline.services import market_store as store
+from prescient_pipeline.services.bulk import stage, to_copy_text
+from prescient_pipeline.services.market_refresh import refresh_markets
+from prescient_pipeline.services.market_store import EVENT_COLUMNS, MARKET_COLUMNS
+
+UNLIMITED = {"gamma": 1_000_000, "clob": 1_000_000}
+
+
+def database(tmp: Path) -> tuple[str, callable]:
+    """A database URL for this run and a function that cleans up after it."""
+    server = os.environ.get("PRESCIENT_DATABASE_URL")
+    if server:
+        name = f"prescient_bench_{uuid.uuid4().hex[:10]}"
+        embedded.ensure_database(server, name)
+
+        def drop() -> None:
+            dispose_engines()
+            embedded.drop_database(server, name)
+
+        return with_database(server, name), drop
+    os.environ["PRESCIENT_HOME"] = str(tmp)
+    url = embedded.start(tmp)
+
+    def stop() -> None:
+        import pgserver
+
+        dispose_engines()
+        pgserver.get_server(tmp / "pgdata").cleanup()  # before its directory is removed
+
+    return url, stop
+
+
+# The markets columns and types, without constraints or indexes.
+FLOOR_TABLE = (f"CREATE TEMP TABLE floor_markets ON COMMIT DROP AS "
+               f"SELECT {', '.join(MARKET_COLUMNS)} FROM markets WITH NO DATA")
+
+
+def floor_seconds(engine, markets: list[dict]) -> float:
+    """COPY of the already rendered market rows into a fresh temporary table."""
+    buf = to_copy_text(markets, MARKET_COLUMNS)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(FLOOR_TABLE)
+        cursor = conn.connection.dbapi_connection.cursor()
+        started = time.perf_counter()
+        cursor.copy_expert(f"COPY floor_markets ({', '.join(MARKET_COLUMNS)}) FROM STDIN", buf)
+        cursor.close()
+        return time.perf_counter() - started
+
+
+def anatomy(engine, events: list[dict], markets: list[dict], observed_at: datetime) -> dict[str, float]:
+    """The steps of market_store.write_refresh timed one by one, in a transaction rolled back."""
+    steps: dict[str, float] = {}
+
+    def timed(name, fn):
+        started = time.perf_counter()
+        result = fn()
+        steps[name] = time.perf_counter() - started
+        return result
+
+    ts = {"ts": observed_at}
+    with engine.connect() as conn, conn.begin() as tx:
+        staged = timed("events: render + COPY to stage", lambda: stage(conn, "events", EVENT_COLUMNS, events))
+        timed("events: upsert", lambda: conn.execute(
+            text(store._upsert_sql("events", staged, "event_id", EVENT_COLUMNS)), ts))
+        timed("markets: render", lambda: to_copy_text(markets, MARKET_COLUMNS))
+        staged = timed("markets: render + COPY to stage", lambda: stage(conn, "markets", MARKET_COLUMNS, markets))
+        timed("markets: upsert", lambda: conn.execute(
+            text(store._upsert_sql("markets", staged, "market_id", MARKET_COLUMNS)), ts))
+        timed("snapshots: INSERT from stage", lambda: conn.execute(
+            text(store._snapshots_from_sql(staged)), {**ts, "source": store.GAMMA}))
+        tx.rollback()
+    return steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=5_000)
+    # About ten markets per event: most events negRisk, with 3 to 21 legs.
+    parser.add_argument("--neg-risk-share", type=float, default=0.82)
+    parser.add_argument("--max-legs", type=int, default=21)
+    parser.add_argument("--refreshes", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="prescient-bench-") as tmp:
+        url, cleanup = database(Path(tmp))
+        try:
+            engine = ensure_schema(get_engine(url))
+            started = time.perf_counter()
+            universe = Universe(seed=args.seed, events=args.events, start=datetime.now(timezone.utc),
+                                neg_risk_share=args.neg_risk_share, max_legs=args.max_legs)
+            print(f"universe: {universe.open_event_count:,} open events, {universe.market_count:,} markets "
+                  f"(built in {time.perf_counter() - started:.1f}s)")
+            with SimulatorServer(universe) as server:
+                server.start()
+                client = PolymarketClient(server.url, server.url, requests_per_10s=UNLIMITED)
+                print(f"{'refresh':<9}{'events':>8}{'markets':>9}{'fetch s':>9}{'parse s':>9}{'write s':>9}"
+                      f"{'floor s':>9}{'(parse+write)/floor':>21}")
+                for n in range(args.refreshes):
+                    if n:
+                        universe.advance(60)
+                    report = refresh_markets(engine, client)
+                    floor = floor_seconds(engine, report.markets_rows)
+                    s = report.seconds
+                    kind = "insert" if n == 0 else "update"
+                    print(f"{kind:<9}{report.events:>8,}{report.markets:>9,}{s['fetch']:>9.2f}{s['parse']:>9.2f}"
+                          f"{s['write']:>9.2f}{floor:>9.2f}{(s['parse'] + s['write']) / floor:>20.1f}x")
+                parsed = parse_events(client.fetch_active_events().events)
+            print("write, step by step (an update, rolled back):")
+            for step, seconds in anatomy(engine, parsed.events, parsed.markets, datetime.now(timezone.utc)).items():
+                print(f"  {step:<34}{seconds:>6.2f}s")
+            with engine.connect() as conn:
+                sizes = {t.name: conn.execute(text(f"SELECT count(*) FROM {t.name}")).scalar()
+                         for t in (schema.events, schema.markets, schema.market_snapshots)}
+            print("rows:", ", ".join(f"{k} {v:,}" for k, v in sizes.items()))
+        finally:
+            cleanup()
+
+
+if __name__ == "__main__":
+    main()
