@@ -94,6 +94,12 @@ def write_refresh(engine: Engine, events: list[dict], markets: list[dict], obser
                         previous_market_count=previous, ts=observed_at)
 
 
+# Columns a book can update, with their array types: a price update of a few hundred markets
+# goes through arrays in one statement, without a staging table's catalog work every 5 minutes.
+_BOOK_COLUMN_TYPES = {"market_id": "text", "yes_price": "numeric", "no_price": "numeric",
+                      "best_bid": "numeric", "best_ask": "numeric"}
+
+
 def write_market_updates(conn, markets: list[dict], observed_at: datetime, source: str) -> int:
     """Price-update path: refresh known markets' current state and append snapshots.
 
@@ -102,11 +108,16 @@ def write_market_updates(conn, markets: list[dict], observed_at: datetime, sourc
     if not markets:
         return 0
     columns = [c for c in MARKET_COLUMNS if c in markets[0]]
-    staged = stage(conn, "markets", columns, markets)
     updates = ", ".join(f"{c} = s.{c}" for c in columns if c != "market_id")
+    if set(columns) <= _BOOK_COLUMN_TYPES.keys():
+        arrays = ", ".join(f"CAST(:{c} AS {_BOOK_COLUMN_TYPES[c]}[])" for c in columns)
+        source_rows = f"unnest({arrays}) AS s({', '.join(columns)})"
+        params = {c: [m.get(c) for m in markets] for c in columns}
+    else:  # whole Gamma markets: many columns of many types, staged with COPY
+        source_rows, params = f"{stage(conn, 'markets', columns, markets)} s", {}
     conn.execute(
-        text(f"UPDATE markets m SET {updates}, updated_at = :ts FROM {staged} s WHERE m.market_id = s.market_id"),
-        {"ts": observed_at},
+        text(f"UPDATE markets m SET {updates}, updated_at = :ts FROM {source_rows} WHERE m.market_id = s.market_id"),
+        {"ts": observed_at, **params},
     )
     return copy_rows(conn, "market_snapshots", SNAPSHOT_COLUMNS, snapshot_rows(markets, observed_at, source))
 

@@ -71,11 +71,15 @@ class PriceUpdateReport:
     seconds: dict[str, float] = field(default_factory=dict)  # fetch, write_markets, portfolios
 
 
+# What settlement and marks read of a market.
+_STATE_COLUMNS = ("closed", "outcome_prices", "uma_resolution_status", "yes_price", "no_price", "best_bid", "best_ask")
+
+
 def _held_markets(engine: Engine) -> list[dict]:
     with engine.connect() as conn:
         rows = conn.execute(text(
-            """
-            SELECT m.market_id, m.yes_token_id, m.end_date, m.closed
+            f"""
+            SELECT m.market_id, m.yes_token_id, m.end_date, {', '.join(f'm.{c}' for c in _STATE_COLUMNS)}
             FROM markets m
             WHERE m.market_id IN (SELECT DISTINCT market_id FROM portfolio_positions WHERE status = 'open')
             """
@@ -126,8 +130,7 @@ def update_prices(engine: Engine, client: PolymarketClient, logger: logging.Logg
         ids = conn.execute(
             select(portfolios.c.portfolio_id).where(portfolios.c.status != "archived").order_by(portfolios.c.portfolio_id)
         ).scalars().all()
-        # Read once for every portfolio, right after this update wrote them.
-        states = _market_states(conn, set(unpriced))
+    states = _market_states(held, clob_rows + gamma_rows)
     for start in range(0, len(ids), PORTFOLIOS_PER_TRANSACTION):
         _update_portfolios(engine, ids[start:start + PORTFOLIOS_PER_TRANSACTION], states, observed_at, report)
     report.seconds = {"fetch": t1 - t0, "write_markets": t2 - t1, "portfolios": time.perf_counter() - t2}
@@ -142,20 +145,18 @@ class _Market:
     outcome: Settlement | NotSettled
 
 
-def _market_states(conn, unpriced: set[str]) -> dict[str, _Market]:
-    """Every held market with a price, and what its resolution fields say."""
-    rows = conn.execute(text(
-        """
-        SELECT market_id, closed, outcome_prices, uma_resolution_status, yes_price, no_price, best_bid, best_ask
-        FROM markets
-        WHERE market_id IN (SELECT DISTINCT market_id FROM portfolio_positions WHERE status = 'open')
-        """
-    ))
+def _market_states(held: list[dict], fetched: list[dict]) -> dict[str, _Market]:
+    """Every held market with a price, as this update wrote it, and what its resolution fields say.
+
+    The stored row overlaid with what was fetched: what a re-read of `markets` would return.
+    """
+    by_id = {m["market_id"]: m for m in fetched}
     states = {}
-    for r in rows:
-        if r.market_id not in unpriced:
-            state = dict(r._mapping)
-            states[r.market_id] = _Market(state, settlement_for(state))
+    for market in held:
+        update = by_id.get(market["market_id"])
+        if update is not None:
+            state = {c: update.get(c, market[c]) for c in _STATE_COLUMNS}
+            states[market["market_id"]] = _Market(state, settlement_for(state))
     return states
 
 
