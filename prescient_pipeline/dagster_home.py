@@ -56,7 +56,12 @@ def instance():
     from dagster import DagsterInstance
 
     prepare()
-    return DagsterInstance.get()
+    dagster_instance = DagsterInstance.get()
+    # A prescient command launches many runs in one process (a cycle, the demo). By default the
+    # PostgreSQL storage opens a new connection for every event it writes; keep a small pool
+    # open instead, as the webserver does (no statement timeout: runs may write large events).
+    dagster_instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=10)
+    return dagster_instance
 
 
 # The dynamic partitions of `portfolio_signals`: one key per portfolio id.
