@@ -18,8 +18,11 @@ def register(sub, common) -> None:
     d.add_argument("--days", type=int, default=7, help="simulated days (default 7)")
     d.add_argument("--seed", type=int, default=7, help="simulator seed")
     d.add_argument("--events", type=int, default=300, help="simulated events (default 300)")
-    d.add_argument("--price-every", type=int, default=120,
-                   help="simulated minutes between price updates (default 120; production runs every 5)")
+    d.add_argument("--price-every", type=int, default=5,
+                   help="simulated minutes between price updates (default 5, as in production)")
+    d.add_argument("--runs-every", type=int, default=240,
+                   help="every this many simulated minutes a price update is an update_prices_job run "
+                        "plotted in the UI; the others call the same service directly (default 240)")
     d.add_argument("--reset", action="store_true", help="wipe every table of the app database first")
     d.set_defaults(handler=_demo)
 
@@ -33,16 +36,16 @@ def _demo(args) -> Output:
     out = settings().exports_dir / f"demo-{stamp}"
     quiet = getattr(args, "json", False)
     result = run_demo(instance, engine, days=args.days, seed=args.seed, events=args.events,
-                      price_every=args.price_every, reset=args.reset, exports_dir=out,
+                      price_every=args.price_every, runs_every=args.runs_every, reset=args.reset, exports_dir=out,
                       progress=(lambda _: None) if quiet else (lambda line: print(line, flush=True)))
     data = {
         "days": result.days, "start": result.start, "end": result.end, "seconds": round(result.seconds, 1),
-        "dagster_runs": result.runs, "portfolios": result.portfolios,
+        "dagster_runs": result.runs, "price_updates": result.price_updates, "portfolios": result.portfolios,
         "exports": {k: str(v) for k, v in result.exports.items()},
     }
     text = "\n".join([
         f"\n{result.days} simulated days ({result.start:%Y-%m-%d} to {result.end:%Y-%m-%d}) in "
-        f"{result.seconds:.0f}s, {result.runs} Dagster runs",
+        f"{result.seconds:.0f}s: {result.price_updates} price updates, {result.runs} Dagster runs",
         "",
         _report_table(result.portfolios),
         "",

@@ -2,8 +2,13 @@
 
 The simulator starts `days` days ago at midnight UTC, so each simulated day is a real past date
 and its `portfolio_signals` partitions sit in the UI like any backfilled day. Every simulated
-day: price updates through `update_prices_job` every `price_every` minutes, the trading cycle
-at the cycle time (refresh, each portfolio's partition, execution), and a snapshot at 23:55.
+day: a price update every `price_every` minutes (five, as in production), the trading cycle at
+the cycle time (refresh, each portfolio's partition, execution), and a snapshot at 23:55.
+
+A Dagster run costs about half a second, so 288 price-update runs a day would not fit in the
+demo's two minutes. Every `runs_every` minutes the price update is a run of `update_prices_job`
+(the UI plots those); the updates between them call the service that job's op calls,
+`services.prices.update_prices`, with the same client and database.
 """
 
 import logging
@@ -21,7 +26,9 @@ from ..db import schema
 from ..errors import InputError
 from ..polymarket.simulator.server import SimulatorServer
 from ..polymarket.simulator.universe import Universe
+from ..polymarket.client import PolymarketClient
 from ..services import reports
+from ..services.prices import update_prices
 from ..services.examples import EXAMPLE_NAMES, create_examples
 from ..services.portfolios import list_portfolios
 from ..services.signals import cycle_time_of_day
@@ -31,6 +38,8 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_AT = timedelta(hours=23, minutes=55)
 URL_VARIABLES = ("PRESCIENT_GAMMA_URL", "PRESCIENT_CLOB_URL")
+# The simulator runs in this process: no reason to pace requests to it.
+UNLIMITED_REQUESTS = {"gamma": 1_000_000, "clob": 1_000_000}
 
 
 @dataclass
@@ -42,6 +51,7 @@ class DemoResult:
     portfolios: list[dict]
     exports: dict[str, Path]
     runs: int
+    price_updates: int
     notes: list[str] = field(default_factory=list)
 
 
@@ -68,12 +78,15 @@ def _forget_stale_partitions(instance, engine: Engine) -> None:
             instance.delete_dynamic_partition(PORTFOLIO_PARTITIONS, key)
 
 
-def run_demo(instance, engine: Engine, *, days: int, seed: int, events: int, price_every: int,
-             reset: bool, exports_dir: Path, progress: Callable[[str], None] = print) -> DemoResult:
+def run_demo(instance, engine: Engine, *, days: int, seed: int, events: int, price_every: int = 5,
+             runs_every: int = 240, reset: bool, exports_dir: Path,
+             progress: Callable[[str], None] = print) -> DemoResult:
     if days < 1 or days > 60:
         raise InputError("--days must be between 1 and 60")
     if price_every < 5 or price_every > 24 * 60:
         raise InputError("--price-every must be between 5 and 1440 minutes")
+    if runs_every < price_every or runs_every % price_every:
+        raise InputError("--runs-every must be a multiple of --price-every")
     if events < 10 or events > 5000:
         raise InputError("--events must be between 10 and 5000")
     began = time.perf_counter()
@@ -82,7 +95,7 @@ def run_demo(instance, engine: Engine, *, days: int, seed: int, events: int, pri
 
     start = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days)
     universe = Universe(seed=seed, events=events, start=start)
-    runs = 0
+    runs = price_updates = 0
     cycle_at = timedelta(hours=cycle_time_of_day().hour, minutes=cycle_time_of_day().minute)
     saved_urls = {k: os.environ.get(k) for k in URL_VARIABLES}
     with SimulatorServer(universe) as server:
@@ -93,18 +106,24 @@ def run_demo(instance, engine: Engine, *, days: int, seed: int, events: int, pri
         progress(f"simulator: {events} events from {start:%Y-%m-%d}; portfolios: "
                  + ", ".join(f"{p['portfolio_id']} {p['name']}" for p in portfolios))
 
-        interval = timedelta(minutes=price_every)
+        interval, run_interval = timedelta(minutes=price_every), timedelta(minutes=runs_every)
+        client = PolymarketClient.from_settings(server.url, server.url, requests_per_10s=UNLIMITED_REQUESTS)
 
         def advance_to(moment: datetime) -> None:
             """Move the simulated clock, running a price update at every interval boundary."""
-            nonlocal runs
+            nonlocal runs, price_updates
             while universe.now < moment:
                 next_tick = start + ((universe.now - start) // interval + 1) * interval
                 target = min(next_tick, moment)
                 universe.advance((target - universe.now).total_seconds() / 60)
-                if target == next_tick:
+                if target != next_tick:
+                    continue
+                if (target - start) % run_interval:
+                    update_prices(engine, client)
+                else:
                     runner.update_prices(instance)
                     runs += 1
+                price_updates += 1
 
         for d in range(days):
             day_start = start + timedelta(days=d)
@@ -118,8 +137,8 @@ def run_demo(instance, engine: Engine, *, days: int, seed: int, events: int, pri
             total = sum(float(r["total_value"]) for r in rows)
             trades = sum(int(r["trades"]) for r in rows)
             progress(f"day {d + 1}/{days} {day_start:%Y-%m-%d}: {trades} trades so far, "
-                     f"total value {total:,.2f} across {len(rows)} portfolios "
-                     f"({time.perf_counter() - began:.0f}s)")
+                     f"total value {total:,.2f} across {len(rows)} portfolios, "
+                     f"{price_updates} price updates ({time.perf_counter() - began:.0f}s)")
             advance_to(day_start + timedelta(days=1))
         end = universe.now
     for key, value in saved_urls.items():
@@ -128,4 +147,5 @@ def run_demo(instance, engine: Engine, *, days: int, seed: int, events: int, pri
         else:
             os.environ[key] = value
     exports = reports.export_csv(engine, exports_dir)
-    return DemoResult(days, start, end, time.perf_counter() - began, reports.report(engine), exports, runs)
+    return DemoResult(days, start, end, time.perf_counter() - began, reports.report(engine), exports, runs,
+                      price_updates)
