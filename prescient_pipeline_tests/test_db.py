@@ -35,6 +35,18 @@ def test_schema_matches_the_migrations(engine):
     assert diff == []
 
 
+def test_tables_updated_in_place_leave_room_for_heap_only_updates(engine):
+    """The migrations give each table the storage parameters the models declare."""
+    declared = {t.name: t.dialect_options["postgresql"]["with"] for t in schema.metadata.sorted_tables
+                if t.dialect_options["postgresql"]["with"]}
+    assert set(declared) == {"events", "markets", "portfolios", "portfolio_positions"}
+    with engine.connect() as conn:
+        stored = dict(conn.execute(text(
+            "SELECT relname, reloptions FROM pg_class WHERE relname = ANY(:names) AND relkind = 'r'"
+        ), {"names": list(declared)}).all())
+    assert stored == {name: [f"{k}={v}" for k, v in options.items()] for name, options in declared.items()}
+
+
 def test_deleting_a_portfolio_cascades(engine):
     with engine.begin() as conn:
         pid = conn.execute(

@@ -46,6 +46,12 @@ def _portfolio_fk() -> Column:
     )
 
 
+# Tables rewritten in place on every refresh or price update keep free room in each page, so
+# PostgreSQL can update a row without touching its indexes (a heap-only tuple): none of those
+# updates changes an indexed column. See migration 0003.
+UPDATED_IN_PLACE = {"fillfactor": 70}
+
+
 # --- shared market data -------------------------------------------------------------------
 
 events = Table(
@@ -70,6 +76,7 @@ events = Table(
     Column("market_count", Integer, nullable=False, server_default=text("0")),
     Column("first_seen_at", TS, nullable=False, server_default=text("now()")),
     Column("updated_at", TS, nullable=False, server_default=text("now()")),
+    postgresql_with=UPDATED_IN_PLACE,
 )
 
 markets = Table(
@@ -108,6 +115,7 @@ markets = Table(
     Column("closed_time", TS),
     Column("first_seen_at", TS, nullable=False, server_default=text("now()")),
     Column("updated_at", TS, nullable=False, server_default=text("now()")),
+    postgresql_with=UPDATED_IN_PLACE,
 )
 
 # One row per market per observation: the history that marks and replays read.
@@ -168,6 +176,7 @@ portfolios = Table(
     CheckConstraint("status IN ('active', 'paused', 'archived')", name="ck_portfolios_status"),
     CheckConstraint("initial_balance > 0", name="ck_portfolios_initial_balance_positive"),
     CheckConstraint("current_balance >= 0", name="ck_portfolios_cash_not_negative"),
+    postgresql_with=UPDATED_IN_PLACE,
 )
 
 trading_signals = Table(
@@ -244,6 +253,7 @@ portfolio_positions = Table(
         unique=True,
         postgresql_where=text("status = 'open'"),
     ),
+    postgresql_with=UPDATED_IN_PLACE,
 )
 
 trades = Table(
