@@ -1,12 +1,14 @@
 """Time one market refresh of a 5,000-event / ~50,000-market universe into PostgreSQL
-(goal: parse + write within 3x a bare COPY of the same market rows).
+(goal: parse + write within 3x a bare COPY of the same rows).
 
     python benchmarks/bench_refresh.py [--events N] [--neg-risk-share S] [--max-legs L] [--refreshes R]
 
 The simulator serves the universe on loopback; the refresh goes through the production client,
 parser and store (services.market_refresh.refresh_markets). The first refresh inserts every row,
-later ones update them in place (the hourly case) after the clock has moved. The floor is COPY
-of the same market rows into a fresh, unindexed temporary table in the same database.
+later ones update them in place (the hourly case) after the clock has moved. The floor is a
+bare COPY of the rows that refresh wrote (events, markets and a snapshot per market), rendered
+from the same dicts, into temporary tables without constraints or indexes in the same database.
+The last column compares with COPY alone of the market rows already rendered.
 
 Database: a throw-away database on PRESCIENT_DATABASE_URL's server (dropped at the end), or an
 embedded PostgreSQL under a temporary PRESCIENT_HOME.
@@ -64,21 +66,43 @@ def database(tmp: Path) -> tuple[str, callable]:
     return url, stop
 
 
-# The markets columns and types, without constraints or indexes.
-FLOOR_TABLE = (f"CREATE TEMP TABLE floor_markets ON COMMIT DROP AS "
-               f"SELECT {', '.join(MARKET_COLUMNS)} FROM markets WITH NO DATA")
+def _bare_table(conn, name: str, like: str, columns: list[str]) -> None:
+    """A temporary table with `like`'s columns and types, without constraints or indexes."""
+    conn.exec_driver_sql(f"CREATE TEMP TABLE {name} ON COMMIT DROP AS "
+                         f"SELECT {', '.join(columns)} FROM {like} WITH NO DATA")
 
 
-def floor_seconds(engine, markets: list[dict]) -> float:
-    """COPY of the already rendered market rows into a fresh temporary table."""
-    buf = to_copy_text(markets, MARKET_COLUMNS)
-    with engine.begin() as conn:
-        conn.exec_driver_sql(FLOOR_TABLE)
-        cursor = conn.connection.dbapi_connection.cursor()
-        started = time.perf_counter()
-        cursor.copy_expert(f"COPY floor_markets ({', '.join(MARKET_COLUMNS)}) FROM STDIN", buf)
+def _copy(conn, table: str, columns: list[str], buf) -> None:
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", buf)
+    finally:
         cursor.close()
-        return time.perf_counter() - started
+
+
+def floor_seconds(engine, events: list[dict], markets: list[dict], observed_at: datetime) -> dict[str, float]:
+    """Two floors, from the rows the refresh wrote.
+
+    `floor`: render and COPY every row the refresh writes (its events, markets and one snapshot
+    per market) into tables without constraints or indexes: the least any writer in Python does.
+    `copy_only`: COPY of the market rows alone, already rendered: the server's share of that.
+    """
+    snapshots = store.snapshot_rows(markets, observed_at, store.GAMMA)
+    tables = [("events", EVENT_COLUMNS, events), ("markets", MARKET_COLUMNS, markets),
+              ("market_snapshots", store.SNAPSHOT_COLUMNS, snapshots)]
+    rendered = to_copy_text(markets, MARKET_COLUMNS)
+    with engine.begin() as conn:
+        for like, columns, _ in tables:
+            _bare_table(conn, f"floor_{like}", like, columns)
+        _bare_table(conn, "floor_copy_only", "markets", MARKET_COLUMNS)
+        started = time.perf_counter()
+        for like, columns, rows in tables:
+            _copy(conn, f"floor_{like}", columns, to_copy_text(rows, columns))
+        floor = time.perf_counter() - started
+        started = time.perf_counter()
+        _copy(conn, "floor_copy_only", MARKET_COLUMNS, rendered)
+        copy_only = time.perf_counter() - started
+    return {"floor": floor, "copy_only": copy_only}
 
 
 def anatomy(engine, events: list[dict], markets: list[dict], observed_at: datetime) -> dict[str, float]:
@@ -129,16 +153,18 @@ def main() -> None:
                 server.start()
                 client = PolymarketClient(server.url, server.url, requests_per_10s=UNLIMITED)
                 print(f"{'refresh':<9}{'events':>8}{'markets':>9}{'fetch s':>9}{'parse s':>9}{'write s':>9}"
-                      f"{'floor s':>9}{'(parse+write)/floor':>21}")
+                      f"{'floor s':>9}{'(parse+write)/floor':>21}{'copy-only s':>13}{'ratio to it':>13}")
                 for n in range(args.refreshes):
                     if n:
                         universe.advance(60)
                     report = refresh_markets(engine, client)
-                    floor = floor_seconds(engine, report.markets_rows)
+                    floors = floor_seconds(engine, report.events_rows, report.markets_rows, report.observed_at)
                     s = report.seconds
+                    work = s["parse"] + s["write"]
                     kind = "insert" if n == 0 else "update"
                     print(f"{kind:<9}{report.events:>8,}{report.markets:>9,}{s['fetch']:>9.2f}{s['parse']:>9.2f}"
-                          f"{s['write']:>9.2f}{floor:>9.2f}{(s['parse'] + s['write']) / floor:>20.1f}x")
+                          f"{s['write']:>9.2f}{floors['floor']:>9.2f}{work / floors['floor']:>20.1f}x"
+                          f"{floors['copy_only']:>13.2f}{work / floors['copy_only']:>12.1f}x")
                 parsed = parse_events(client.fetch_active_events().events)
             print("write, step by step (an update, rolled back):")
             for step, seconds in anatomy(engine, parsed.events, parsed.markets, datetime.now(timezone.utc)).items():

@@ -30,6 +30,7 @@ class RefreshReport:
     previous_market_count: int | None
     seconds: dict[str, float]
     markets_rows: list[dict] = field(repr=False, default_factory=list)
+    events_rows: list[dict] = field(repr=False, default_factory=list)
 
     def top_by_volume_24hr(self, n: int = 10) -> list[dict]:
         ranked = sorted(self.markets_rows, key=lambda m: m.get("volume_24hr") or 0.0, reverse=True)
@@ -66,4 +67,5 @@ def refresh_markets(engine: Engine, client: PolymarketClient, logger: logging.Lo
         previous_market_count=written.previous_market_count,
         seconds={"fetch": t1 - t0, "parse": t2 - t1, "write": t3 - t2},
         markets_rows=parsed.markets,
+        events_rows=parsed.events,
     )
