@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import requests
 
 from .. import dagster_home
+from ..config import settings, simulator_marker
 from ..db.migrate import ensure_schema
 from ..db.engine import get_engine
 from ..services.examples import create_examples
@@ -62,13 +66,13 @@ def register(sub, common) -> None:
 def _dev(args) -> Output:
     home = dagster_home.prepare()  # embedded PostgreSQL if needed; this process keeps it alive
     engine = ensure_schema(get_engine())
+    instance = dagster_home.instance()
     if args.with_examples:
         rows = create_examples(engine)
-        instance = dagster_home.instance()
         for row in rows:
             dagster_home.register_portfolio(instance, row["portfolio_id"])
         print("example portfolios: " + ", ".join(f"{r['portfolio_id']} {r['name']}" for r in rows), flush=True)
-    simulator = clock = None
+    simulator = clock = marker = None
     if args.offline:
         from ..polymarket.simulator.server import SimulatorServer
         from ..polymarket.simulator.universe import Universe
@@ -76,20 +80,61 @@ def _dev(args) -> Output:
         simulator = SimulatorServer(Universe(seed=args.seed, events=args.events)).start()
         os.environ["PRESCIENT_GAMMA_URL"] = simulator.url
         os.environ["PRESCIENT_CLOB_URL"] = simulator.url
+        marker = simulator_marker(settings().home)
+        marker.write_text(json.dumps({"url": simulator.url, "pid": os.getpid()}))
         clock = SimulatedClock(simulator.url)
         clock.start()
         print(f"simulator serving {args.events} events at {simulator.url}; its clock follows the wall clock",
               flush=True)
+        _first_runs(instance, engine, cycle=args.with_examples)
+    elif args.with_examples:
+        print("their first cycle runs at the trading_cycle_schedule's time, or now with `prescient cycle`",
+              flush=True)
     print(f"DAGSTER_HOME={home}; open http://127.0.0.1:{args.port}", flush=True)
     cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-p", str(args.port)]
     try:
-        code = subprocess.call(cmd, cwd=REPO_ROOT)
+        # In DAGSTER_HOME: dagster warns about the repository's own dagster.yaml in its working directory.
+        code = _run_until_stopped(cmd, cwd=home)
     finally:
         if clock:
             clock.stop()
         if simulator:
             simulator.stop()
+        if marker:
+            marker.unlink(missing_ok=True)
     return Output({"exit_code": code}, "", exit_code=code)
+
+
+def _first_runs(instance, engine, cycle: bool) -> None:
+    """Offline, don't leave the UI empty until the first schedule fires: refresh the markets now,
+    and with the example portfolios run today's cycle, so price updates have positions to mark."""
+    from ..defs import runner
+
+    try:
+        if cycle:
+            print("running today's trading cycle for the example portfolios...", flush=True)
+            runner.run_cycle(instance, engine, datetime.now(timezone.utc).date(), with_snapshot=False)
+        else:
+            print("refreshing the markets...", flush=True)
+            runner.refresh(instance)
+    except Exception as exc:  # the UI is still worth opening: the runs' logs say what failed
+        print(f"warning: the first runs failed ({str(exc).splitlines()[0]}); see them in the UI", flush=True)
+
+
+def _run_until_stopped(cmd: list[str], cwd: Path) -> int:
+    """Run `dagster dev` until it exits. Ctrl-C reaches it directly (same process group); a
+    SIGTERM sent to this process alone is passed on as the Ctrl-C that dagster dev shuts down on,
+    so the webserver and daemon never outlive it."""
+    child = subprocess.Popen(cmd, cwd=cwd)
+    previous = signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGINT))
+    try:
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:
+                continue  # dagster dev got the same Ctrl-C: wait for it to finish shutting down
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _dagster(args) -> Output:

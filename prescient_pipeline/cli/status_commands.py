@@ -26,9 +26,20 @@ def _dagster_status() -> dict:
     beats = instance.get_daemon_heartbeats()
     daemons = {name: round(now - beat.timestamp) for name, beat in beats.items()}
     running = bool(daemons) and min(daemons.values()) < DAEMON_STALE_SECONDS
-    states = {s.instigator_name: s.status.value for s in instance.all_instigator_state()}
-    return {"daemon_running": running, "heartbeat_age_seconds": daemons, "schedules_and_sensors": states,
-            "dagster_home": str(settings().dagster_home)}
+    return {"daemon_running": running, "heartbeat_age_seconds": daemons,
+            "schedules_and_sensors": _instigator_states(instance), "dagster_home": str(settings().dagster_home)}
+
+
+def _instigator_states(instance) -> dict[str, str]:
+    """RUNNING or STOPPED for every schedule and sensor: what a user set in the UI, else the
+    default the definition declares (the instance stores DECLARED_IN_CODE for those)."""
+    from ..definitions import defs
+
+    states = {d.name: d.default_status.value for d in [*defs.schedules, *defs.sensors]}
+    for stored in instance.all_instigator_state():
+        if stored.instigator_name in states and stored.status.value in ("RUNNING", "STOPPED"):
+            states[stored.instigator_name] = stored.status.value
+    return states
 
 
 def _status(args) -> Output:
@@ -48,7 +59,8 @@ def _status(args) -> Output:
         problems.append(f"database unreachable: {data['database']['error']}")
 
     client = PolymarketClient.from_settings()
-    data["polymarket"] = {"gamma_url": client.gamma_url, "clob_url": client.clob_url, **client.ping()}
+    data["polymarket"] = {"gamma_url": client.gamma_url, "clob_url": client.clob_url,
+                          "source": settings().api_source, **client.ping()}
     for api in ("gamma", "clob"):
         if not data["polymarket"].get(api):
             problems.append(f"{api} API unreachable at {getattr(client, api + '_url')}")
@@ -79,11 +91,14 @@ def _text(data: dict) -> str:
                          f"{p['last_cycle'] or 'never'}, last price update {p['last_price_update'] or 'never'}")
     pm = data["polymarket"]
     lines.append(f"gamma {pm['gamma_url']}: {'ok' if pm.get('gamma') else 'UNREACHABLE'}; "
-                 f"clob {pm['clob_url']}: {'ok' if pm.get('clob') else 'UNREACHABLE'}")
+                 f"clob {pm['clob_url']}: {'ok' if pm.get('clob') else 'UNREACHABLE'} (from {pm['source']})")
     dagster = data.get("dagster", {})
     if "daemon_running" in dagster:
+        states = dagster["schedules_and_sensors"]
+        stopped = sorted(name for name, state in states.items() if state != "RUNNING")
         lines.append(f"dagster daemon: {'running' if dagster['daemon_running'] else 'not running'}; "
-                     f"{len(dagster['schedules_and_sensors'])} schedules/sensors with stored state")
+                     f"schedules and sensors: {len(states) - len(stopped)} running"
+                     + (f", stopped: {', '.join(stopped)}" if stopped else ""))
     lines += [f"PROBLEM: {p}" for p in data["problems"]] + [f"warning: {w}" for w in data["warnings"]]
     lines.append("status: " + ("problems found" if data["problems"] else "ok"))
     return "\n".join(lines)
