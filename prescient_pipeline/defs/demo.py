@@ -5,7 +5,7 @@ and its `portfolio_signals` partitions sit in the UI like any backfilled day. Ev
 day: a price update every `price_every` minutes (five, as in production), the trading cycle at
 the cycle time (refresh, each portfolio's partition, execution), and a snapshot at 23:55.
 
-A Dagster run costs about half a second, so 288 price-update runs a day would not fit in the
+A Dagster run costs a quarter to half a second, so 288 price-update runs a day would not fit in the
 demo's two minutes. Every `runs_every` minutes the price update is a run of `update_prices_job`
 (the UI plots those); the updates between them call the service that job's op calls,
 `services.prices.update_prices`, with the same client and database.
