@@ -83,3 +83,64 @@ def test_two_refreshes_at_the_same_server_time_stay_two_refreshes(engine, monkey
     assert checks["unique_market_ids"].passed
     assert checks["market_count_not_collapsed"].metadata["markets"].value == markets
     assert checks["market_count_not_collapsed"].metadata["previous"].value == markets
+
+
+def test_a_refresh_never_overwrites_a_later_price_update(engine, monkeypatch):
+    from datetime import timedelta
+
+    from prescient_pipeline.services.market_store import write_market_updates
+
+    with simulator(monkeypatch) as sim, dg.instance_for_test() as instance:
+        assert run_job("refresh_markets_job", instance).success
+        with engine.connect() as conn:
+            market_id = conn.execute(text("SELECT min(market_id) FROM markets")).scalar()
+        # A price update observed ten minutes on commits before a refresh that fetched at five.
+        later = sim.universe.now + timedelta(minutes=10)
+        with engine.begin() as conn:
+            write_market_updates(conn, [{"market_id": market_id, "yes_price": 0.123, "no_price": 0.877,
+                                         "best_bid": 0.12, "best_ask": 0.126}], later, "clob")
+        sim.universe.advance(5)
+        assert run_job("refresh_markets_job", instance).success
+        with engine.connect() as conn:
+            kept = conn.execute(text("SELECT yes_price, updated_at FROM markets WHERE market_id = :m"),
+                                {"m": market_id}).one()
+            others = conn.execute(text("SELECT count(*) FROM markets WHERE updated_at = :t"),
+                                  {"t": sim.universe.now}).scalar()
+            history = conn.execute(text(
+                "SELECT source, ts FROM market_snapshots WHERE market_id = :m ORDER BY ts"), {"m": market_id}).all()
+    assert (float(kept.yes_price), kept.updated_at) == (0.123, later)
+    assert others == counts(engine)["markets"] - 1
+    assert [s for s, _ in history] == ["gamma", "gamma", "clob"], "the refresh still adds its snapshot"
+
+
+def test_the_universe_takes_books_from_price_updates_and_the_rest_from_gamma(engine, monkeypatch):
+    from datetime import timedelta
+
+    from prescient_pipeline.services.market_store import write_market_updates
+
+    with simulator(monkeypatch) as sim, dg.instance_for_test() as instance:
+        assert run_job("refresh_markets_job", instance).success
+        refreshed_at = sim.universe.now
+    before = universe_as_of(engine, refreshed_at).set_index("market_id")
+    booked, resolved = before.index[0], before.index[1]
+    # A price update five minutes on: a book for one held market, Gamma's word for another.
+    later = refreshed_at + timedelta(minutes=5)
+    with engine.begin() as conn:
+        write_market_updates(conn, [{"market_id": booked, "yes_price": 0.3, "no_price": 0.7,
+                                     "best_bid": 0.29, "best_ask": 0.31}], later, "clob")
+        write_market_updates(conn, [{"market_id": resolved, "yes_price": 1.0, "no_price": 0.0,
+                                     "best_bid": None, "best_ask": None, "liquidity": 0.0, "volume": 1.0,
+                                     "volume_24hr": 0.0, "active": True, "closed": True}], later, "gamma_update")
+
+    after = universe_as_of(engine, later).set_index("market_id")
+    assert len(after) == len(before)
+    b = after.loc[booked]
+    assert (b.yes_price, b.best_bid, b.best_ask, b.observed_at) == (0.3, 0.29, 0.31, later)
+    # What only Gamma says stays as the refresh said it, not NULL from the book's snapshot.
+    for col in ("liquidity", "volume", "volume_24hr", "active", "closed"):
+        assert str(b[col]) == str(before.loc[booked, col]), col  # str: NaN equals NaN
+    assert b.liquidity > 0 and b.active
+    r = after.loc[resolved]
+    assert (r.yes_price, r.closed, r.liquidity, r.observed_at) == (1.0, True, 0.0, later)
+    # Unchanged markets are as they were.
+    assert after.drop([booked, resolved]).yes_price.equals(before.drop([booked, resolved]).yes_price)

@@ -38,10 +38,13 @@ class RefreshWrite:
 def _upsert_sql(table: str, staged: str, key: str, columns: Sequence[str]) -> str:
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != key)
     cols = ", ".join(columns)
+    # A row already holding a later observation (a price update that overlapped this refresh's
+    # fetch) keeps it; this refresh still adds its snapshot to the history.
     return (
         f"INSERT INTO {table} ({cols}, first_seen_at, updated_at) "
         f"SELECT {cols}, :ts, :ts FROM {staged} "
-        f"ON CONFLICT ({key}) DO UPDATE SET {updates}, updated_at = EXCLUDED.updated_at"
+        f"ON CONFLICT ({key}) DO UPDATE SET {updates}, updated_at = EXCLUDED.updated_at "
+        f"WHERE {table}.updated_at <= EXCLUDED.updated_at"
     )
 
 
@@ -115,34 +118,44 @@ def write_market_updates(conn, markets: list[dict], observed_at: datetime, sourc
         params = {c: [m.get(c) for m in markets] for c in columns}
     else:  # whole Gamma markets: many columns of many types, staged with COPY
         source_rows, params = f"{stage(conn, 'markets', columns, markets)} s", {}
+    # As in a refresh, the current state is the latest observation: an older one only adds history.
     conn.execute(
-        text(f"UPDATE markets m SET {updates}, updated_at = :ts FROM {source_rows} WHERE m.market_id = s.market_id"),
+        text(f"UPDATE markets m SET {updates}, updated_at = :ts FROM {source_rows} "
+             "WHERE m.market_id = s.market_id AND m.updated_at <= :ts"),
         {"ts": observed_at, **params},
     )
     return copy_rows(conn, "market_snapshots", SNAPSHOT_COLUMNS, snapshot_rows(markets, observed_at, source))
 
 
 # The universe as of a time: the markets of the latest full refresh at or before it, each with
-# its latest observation at or before it. Event sizes are summed from those observations, so
-# nothing later than `as_of` leaks in.
+# its latest observation at or before it. Price updates snapshot only a held market's book, so
+# a market's prices come from its latest snapshot of any kind, and what only Gamma says
+# (liquidity, volume, active, closed) from its latest Gamma snapshot: a refresh or a price
+# update's Gamma fallback. Event sizes are summed from those observations, so nothing later
+# than `as_of` leaks in.
 _UNIVERSE_SQL = """
 WITH refresh AS (
     SELECT max(ts) AS t FROM market_snapshots WHERE source = 'gamma' AND ts <= :as_of
 ), universe AS (
     SELECT s.market_id FROM market_snapshots s, refresh WHERE s.source = 'gamma' AND s.ts = refresh.t
-), latest AS (
-    SELECT DISTINCT ON (s.market_id) s.*
-    FROM market_snapshots s JOIN universe u ON u.market_id = s.market_id
-    WHERE s.ts <= :as_of
-    ORDER BY s.market_id, s.ts DESC
 )
 SELECT m.market_id, m.event_id, m.question, coalesce(m.category, e.category) AS category,
        m.tags AS market_tags, e.tags AS event_tags,
-       l.yes_price, l.no_price, l.best_bid, l.best_ask, l.liquidity, l.volume, l.volume_24hr,
+       p.yes_price, p.no_price, p.best_bid, p.best_ask, l.liquidity, l.volume, l.volume_24hr,
        m.end_date, l.active, l.closed, m.accepting_orders, m.neg_risk,
-       m.yes_token_id, m.no_token_id, e.end_date AS event_end_date, e.market_count AS event_market_count, l.ts AS observed_at
-FROM latest l
-JOIN markets m ON m.market_id = l.market_id
+       m.yes_token_id, m.no_token_id, e.end_date AS event_end_date, e.market_count AS event_market_count, p.ts AS observed_at
+FROM universe u
+CROSS JOIN LATERAL (
+    SELECT s.liquidity, s.volume, s.volume_24hr, s.active, s.closed FROM market_snapshots s
+    WHERE s.market_id = u.market_id AND s.ts <= :as_of AND s.source IN ('gamma', 'gamma_update')
+    ORDER BY s.ts DESC LIMIT 1
+) l
+CROSS JOIN LATERAL (
+    SELECT s.ts, s.yes_price, s.no_price, s.best_bid, s.best_ask FROM market_snapshots s
+    WHERE s.market_id = u.market_id AND s.ts <= :as_of
+    ORDER BY s.ts DESC, (s.source = 'clob') LIMIT 1
+) p
+JOIN markets m ON m.market_id = u.market_id
 LEFT JOIN events e ON e.event_id = m.event_id
 """
 
