@@ -227,3 +227,63 @@ def test_a_repeated_update_changes_nothing_more(engine, rerun_at):
                         "FROM portfolio_positions") == first
     assert svc.get_portfolio(engine, pid)["current_balance"] == Decimal(950)
     assert len(rows(engine, "SELECT * FROM trades")) == 1
+
+
+def test_an_update_observed_earlier_never_overwrites_a_later_one(engine):
+    # Two updates overlapping: the one that observed prices at T1 + 5 min committed first.
+    ids = opened(engine, {"7001": LATER, "7101": LATER}, {
+        "marks": (None, [("7001", "YES", 50)]),
+        "exits": ({"stop_loss_percentage": 0.2}, [("7101", "YES", 50)]),
+    })
+    later = T1 + timedelta(minutes=5)
+    run_update(books=dict([book("0.58", "0.62", "700101"), book("0.48", "0.50", "710101")]),
+               engine=engine, now=later)
+    after_later = rows(engine, "SELECT * FROM portfolio_positions ORDER BY position_id")
+
+    # The earlier observation saw 7001 at 0.40 and 7101's bid low enough for its stop loss.
+    report = run_update(books=dict([book("0.38", "0.42", "700101"), book("0.30", "0.32", "710101")]),
+                        engine=engine, now=T1)
+
+    assert sorted(report.superseded) == sorted(ids.values())
+    assert report.marked == 0 and not report.exits and report.portfolios == []
+    assert rows(engine, "SELECT * FROM portfolio_positions ORDER BY position_id") == after_later
+    assert len(rows(engine, "SELECT * FROM trades WHERE action = 'sell'")) == 0
+    assert {svc.get_portfolio(engine, pid)["last_price_update"] for pid in ids.values()} == {later}
+    # The markets keep the later observation too; the earlier one is only history.
+    assert rows(engine, "SELECT market_id, yes_price FROM markets ORDER BY market_id") == [
+        ("7001", Decimal("0.6")), ("7101", Decimal("0.49"))]
+    assert len(rows(engine, "SELECT * FROM market_snapshots WHERE ts = :t", t=T1)) == 2
+    assert unbalanced_portfolios(engine) == []
+
+
+def test_the_states_an_update_marks_with_are_the_markets_as_stored(engine, monkeypatch):
+    """The update overlays what it fetched on the rows it read rather than reading them again;
+    the states must equal a re-read: books, Gamma's closed markets and an unpriced one."""
+    from prescient_pipeline.domain.accounting import to_price
+    from prescient_pipeline.domain.settlement import settlement_for
+    from prescient_pipeline.services import prices
+
+    ends = {m: ENDS_BEFORE_T1 for m in LOOKALIKES} | {"7201": ENDS_BEFORE_T1, "7001": LATER, "7002": LATER}
+    opened(engine, ends, {"all": (None, [(m, "YES", 10) for m in ends])})
+    gamma = [wire_market(m, endDate=ENDS_BEFORE_T1, **fields) for m, (fields, _) in LOOKALIKES.items()]
+    gamma.append(wire_market("7201", "1", "0", closed=True, umaResolutionStatus="resolved", endDate=ENDS_BEFORE_T1))
+    used = {}
+
+    def keep(held, fetched):
+        used.update(states := real(held, fetched))
+        return states
+
+    real = prices._market_states
+    monkeypatch.setattr(prices, "_market_states", keep)
+    report = run_update(gamma, dict([book("0.58", "0.62", "700101"), book("0.999", "1", "730101")]), engine=engine)
+
+    assert report.unpriced == ["7002"] and set(used) == set(ends) - {"7002"}
+    stored = {r.market_id: r._asdict() for r in rows(engine, f"SELECT market_id, {', '.join(prices._STATE_COLUMNS)} "
+                                                            "FROM markets WHERE market_id = ANY(:ids)", ids=list(used))}
+    for market_id, market in used.items():
+        for column in prices._STATE_COLUMNS:
+            overlaid, reread = market.state[column], stored[market_id][column]
+            if column in ("yes_price", "no_price", "best_bid", "best_ask") and overlaid is not None:
+                overlaid, reread = to_price(overlaid), to_price(reread)
+            assert overlaid == reread, (market_id, column)
+        assert market.outcome == settlement_for(stored[market_id]), market_id

@@ -132,6 +132,7 @@ def update_portfolio_prices(context: dg.OpExecutionContext, database: Database, 
         "exits": dg.MetadataValue.int(sum(report.exits.values())),
         "settlements": dg.MetadataValue.int(sum(report.settlements.values())),
         "flagged_not_settled": dg.MetadataValue.json(dict(report.flags)),
+        "superseded_portfolios": dg.MetadataValue.int(len(report.superseded)),
         "portfolios": _table(rows),
     })
     _check_books(context, database)

@@ -68,6 +68,7 @@ class PriceUpdateReport:
     settlements: Counter = field(default_factory=Counter)
     flags: Counter = field(default_factory=Counter)
     portfolios: list[PortfolioUpdate] = field(default_factory=list)
+    superseded: list[int] = field(default_factory=list)  # already marked by a later observation
     seconds: dict[str, float] = field(default_factory=dict)  # fetch, write_markets, portfolios
 
 
@@ -87,10 +88,12 @@ def _held_markets(engine: Engine) -> list[dict]:
         return [dict(r._mapping) for r in rows]
 
 
-def fetch_market_updates(client: PolymarketClient, held: list[dict], now: datetime) -> tuple[list[dict], list[dict], list[str]]:
+def fetch_market_updates(client: PolymarketClient, held: list[dict]) -> tuple[list[dict], list[dict], list[str]]:
     """(clob rows, gamma rows, unpriced market ids) for the held markets."""
     tokens = {m["yes_token_id"]: m["market_id"] for m in held if m["yes_token_id"]}
     books = client.fetch_books(list(tokens)) if tokens else {}
+    # "Past its end date" by the server's clock as the books were read (the simulator's own, offline).
+    now = client.observed_at or datetime.now(timezone.utc)
     clob_rows, need_gamma = [], []
     for m in held:
         book = books.get(m["yes_token_id"])
@@ -113,9 +116,12 @@ def fetch_market_updates(client: PolymarketClient, held: list[dict], now: dateti
 def update_prices(engine: Engine, client: PolymarketClient, logger: logging.Logger = log) -> PriceUpdateReport:
     t0 = time.perf_counter()
     held = _held_markets(engine)
-    wall = datetime.now(timezone.utc)
-    clob_rows, gamma_rows, unpriced = fetch_market_updates(client, held, client.observed_at or wall)
-    observed_at = client.observed_at or wall
+    if not held:
+        # Nothing to mark, exit or settle; and no observation to date the portfolios with.
+        logger.info("no open positions: nothing to update")
+        return PriceUpdateReport(observed_at=client.observed_at or datetime.now(timezone.utc))
+    clob_rows, gamma_rows, unpriced = fetch_market_updates(client, held)
+    observed_at = client.observed_at or datetime.now(timezone.utc)
     report = PriceUpdateReport(observed_at=observed_at, markets_held=len(held), books=len(clob_rows),
                                gamma_markets=len(gamma_rows), unpriced=unpriced)
     if unpriced:
@@ -136,6 +142,9 @@ def update_prices(engine: Engine, client: PolymarketClient, logger: logging.Logg
     report.seconds = {"fetch": t1 - t0, "write_markets": t2 - t1, "portfolios": time.perf_counter() - t2}
     logger.info("marked %d positions; exits %s; settlements %s", report.marked, dict(report.exits),
                 dict(report.settlements))
+    if report.superseded:
+        logger.info("left %d portfolios alone: a later price update already marked them (%s)",
+                    len(report.superseded), report.superseded[:10])
     return report
 
 
@@ -205,6 +214,15 @@ def _update_portfolios(engine: Engine, ids: list[int], markets_by_id: dict[str, 
             select(portfolios).where(portfolios.c.portfolio_id.in_(ids))
             .order_by(portfolios.c.portfolio_id).with_for_update()
         )]
+        # Two updates can overlap (a `prescient prices update` beside the schedule's run): the
+        # one that observed prices later may lock first. Its marks stand; older ones never
+        # overwrite them, nor fire exits on prices that were already superseded.
+        superseded = [p["portfolio_id"] for p in locked
+                      if p["last_price_update"] is not None and p["last_price_update"] > now]
+        if superseded:
+            report.superseded += superseded
+            locked = [p for p in locked if p["portfolio_id"] not in superseded]
+            ids = [p["portfolio_id"] for p in locked]
         held = defaultdict(list)
         for r in conn.execute(
             select(portfolio_positions)
