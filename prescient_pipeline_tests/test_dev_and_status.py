@@ -184,6 +184,6 @@ def test_dev_offline_with_examples_trades_at_once_and_stops_cleanly_on_sigterm(o
         finally:
             dev.kill()
             log.close()
-    assert code is not None
+    assert code == 0, (tmp_path / "dev.log").read_text()[-3000:]
     assert not answers(f"http://127.0.0.1:{port}/server_info"), "the web UI outlived prescient dev"
     assert not simulator_marker(Path(tmp_path)).exists()

@@ -20,9 +20,10 @@ def register(sub, common) -> None:
     d.add_argument("--events", type=int, default=300, help="simulated events (default 300)")
     d.add_argument("--price-every", type=int, default=5,
                    help="simulated minutes between price updates (default 5, as in production)")
-    d.add_argument("--runs-every", type=int, default=240,
+    d.add_argument("--runs-every", type=int, default=None,
                    help="every this many simulated minutes a price update is an update_prices_job run "
-                        "plotted in the UI; the others call the same service directly (default 240)")
+                        "plotted in the UI; the others call the same service directly (default: every "
+                        "four hours, rounded up to a multiple of --price-every)")
     d.add_argument("--reset", action="store_true", help="wipe every table of the app database first")
     d.set_defaults(handler=_demo)
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -67,42 +68,49 @@ def _dev(args) -> Output:
     home = dagster_home.prepare()  # embedded PostgreSQL if needed; this process keeps it alive
     engine = ensure_schema(get_engine())
     instance = dagster_home.instance()
-    if args.with_examples:
-        rows = create_examples(engine)
-        for row in rows:
-            dagster_home.register_portfolio(instance, row["portfolio_id"])
-        print("example portfolios: " + ", ".join(f"{r['portfolio_id']} {r['name']}" for r in rows), flush=True)
-    simulator = clock = marker = None
-    if args.offline:
-        from ..polymarket.simulator.server import SimulatorServer
-        from ..polymarket.simulator.universe import Universe
-
-        simulator = SimulatorServer(Universe(seed=args.seed, events=args.events)).start()
-        os.environ["PRESCIENT_GAMMA_URL"] = simulator.url
-        os.environ["PRESCIENT_CLOB_URL"] = simulator.url
-        marker = simulator_marker(settings().home)
-        marker.write_text(json.dumps({"url": simulator.url, "pid": os.getpid()}))
-        clock = SimulatedClock(simulator.url)
-        clock.start()
-        print(f"simulator serving {args.events} events at {simulator.url}; its clock follows the wall clock",
-              flush=True)
-        _first_runs(instance, engine, cycle=args.with_examples)
-    elif args.with_examples:
-        print("their first cycle runs at the trading_cycle_schedule's time, or now with `prescient cycle`",
-              flush=True)
-    print(f"DAGSTER_HOME={home}; open http://127.0.0.1:{args.port}", flush=True)
-    cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-p", str(args.port)]
-    try:
+    with ExitStack() as cleanup:
+        # Until dagster dev runs, a SIGTERM unwinds like Ctrl-C, through the cleanups below.
+        cleanup.callback(signal.signal, signal.SIGTERM, signal.signal(signal.SIGTERM, _interrupt))
+        if args.with_examples:
+            rows = create_examples(engine)
+            for row in rows:
+                dagster_home.register_portfolio(instance, row["portfolio_id"])
+            print("example portfolios: " + ", ".join(f"{r['portfolio_id']} {r['name']}" for r in rows), flush=True)
+        if args.offline:
+            _serve_simulator(args, cleanup)
+            _first_runs(instance, engine, cycle=args.with_examples)
+        elif args.with_examples:
+            print("their first cycle runs at the trading_cycle_schedule's time, or now with `prescient cycle`",
+                  flush=True)
+        print(f"DAGSTER_HOME={home}; open http://127.0.0.1:{args.port}", flush=True)
+        cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-p", str(args.port)]
         # In DAGSTER_HOME: dagster warns about the repository's own dagster.yaml in its working directory.
         code = _run_until_stopped(cmd, cwd=home)
-    finally:
-        if clock:
-            clock.stop()
-        if simulator:
-            simulator.stop()
-        if marker:
-            marker.unlink(missing_ok=True)
     return Output({"exit_code": code}, "", exit_code=code)
+
+
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
+
+
+def _serve_simulator(args, cleanup: ExitStack) -> None:
+    """Serve the simulator in this process, point every client at it (this process, dagster dev
+    and, through a marker in PRESCIENT_HOME, other prescient commands), and move its clock."""
+    from ..polymarket.simulator.server import SimulatorServer
+    from ..polymarket.simulator.universe import Universe
+
+    simulator = SimulatorServer(Universe(seed=args.seed, events=args.events)).start()
+    cleanup.callback(simulator.stop)
+    os.environ["PRESCIENT_GAMMA_URL"] = simulator.url
+    os.environ["PRESCIENT_CLOB_URL"] = simulator.url
+    marker = simulator_marker(settings().home)
+    marker.write_text(json.dumps({"url": simulator.url, "pid": os.getpid()}))
+    cleanup.callback(marker.unlink, missing_ok=True)
+    clock = SimulatedClock(simulator.url)
+    clock.start()
+    cleanup.callback(clock.stop)
+    print(f"simulator serving {args.events} events at {simulator.url}; its clock follows the wall clock",
+          flush=True)
 
 
 def _first_runs(instance, engine, cycle: bool) -> None:
@@ -126,15 +134,12 @@ def _run_until_stopped(cmd: list[str], cwd: Path) -> int:
     SIGTERM sent to this process alone is passed on as the Ctrl-C that dagster dev shuts down on,
     so the webserver and daemon never outlive it."""
     child = subprocess.Popen(cmd, cwd=cwd)
-    previous = signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGINT))
-    try:
-        while True:
-            try:
-                return child.wait()
-            except KeyboardInterrupt:
-                continue  # dagster dev got the same Ctrl-C: wait for it to finish shutting down
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGINT))
+    while True:
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            continue  # dagster dev got the same Ctrl-C: wait for it to finish shutting down
 
 
 def _dagster(args) -> Output:

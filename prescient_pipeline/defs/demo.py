@@ -14,6 +14,7 @@ demo's two minutes. Every `runs_every` minutes the price update is a run of `upd
 import logging
 import os
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -78,13 +79,19 @@ def _forget_stale_partitions(instance, engine: Engine) -> None:
             instance.delete_dynamic_partition(PORTFOLIO_PARTITIONS, key)
 
 
+# How often, at least, a price update is a Dagster run (see the module's docstring).
+RUNS_EVERY = 240
+
+
 def run_demo(instance, engine: Engine, *, days: int, seed: int, events: int, price_every: int = 5,
-             runs_every: int = 240, reset: bool, exports_dir: Path,
+             runs_every: int | None = None, reset: bool, exports_dir: Path,
              progress: Callable[[str], None] = print) -> DemoResult:
     if days < 1 or days > 60:
         raise InputError("--days must be between 1 and 60")
     if price_every < 5 or price_every > 24 * 60:
         raise InputError("--price-every must be between 5 and 1440 minutes")
+    if runs_every is None:  # the first multiple of price_every from RUNS_EVERY minutes on
+        runs_every = -(-RUNS_EVERY // price_every) * price_every
     if runs_every < price_every or runs_every % price_every:
         raise InputError("--runs-every must be a multiple of --price-every")
     if events < 10 or events > 5000:
@@ -98,7 +105,7 @@ def run_demo(instance, engine: Engine, *, days: int, seed: int, events: int, pri
     runs = price_updates = 0
     cycle_at = timedelta(hours=cycle_time_of_day().hour, minutes=cycle_time_of_day().minute)
     saved_urls = {k: os.environ.get(k) for k in URL_VARIABLES}
-    with SimulatorServer(universe) as server:
+    with SimulatorServer(universe) as server, ExitStack() as stack:
         server.start()
         for key in URL_VARIABLES:
             os.environ[key] = server.url
@@ -107,7 +114,8 @@ def run_demo(instance, engine: Engine, *, days: int, seed: int, events: int, pri
                  + ", ".join(f"{p['portfolio_id']} {p['name']}" for p in portfolios))
 
         interval, run_interval = timedelta(minutes=price_every), timedelta(minutes=runs_every)
-        client = PolymarketClient.from_settings(server.url, server.url, requests_per_10s=UNLIMITED_REQUESTS)
+        client = stack.enter_context(
+            PolymarketClient.from_settings(server.url, server.url, requests_per_10s=UNLIMITED_REQUESTS))
 
         def advance_to(moment: datetime) -> None:
             """Move the simulated clock, running a price update at every interval boundary."""
