@@ -86,11 +86,14 @@ def running_simulator_url(home: Path) -> str | None:
     """The URL of the simulator a live `prescient dev --offline` serves for `home`, if any."""
     try:
         marker = json.loads(simulator_marker(home).read_text())
-        url = str(marker["url"])
-        os.kill(int(marker["pid"]), 0)  # a marker left by a process that died does not count
+        url, pid = str(marker["url"]), int(marker["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        os.kill(pid, 0)  # a marker left by a process that died does not count
     except PermissionError:  # alive, but another user's
         return url
-    except (OSError, ValueError, KeyError, TypeError):
+    except OSError:
         return None
     return url
 
