@@ -71,6 +71,9 @@ def test_a_running_offline_dev_lends_its_simulator_to_other_commands(tmp_path, m
     assert settings().api_source == "default"
     simulator_marker(tmp_path).write_text("not json")
     assert settings().api_source == "default"
+    simulator_marker(tmp_path).unlink()
+    simulator_marker(tmp_path).mkdir()  # unreadable as a file
+    assert settings().api_source == "default"
 
 
 # --- prescient status ---------------------------------------------------------------------------
