@@ -17,25 +17,18 @@ from decimal import Decimal
 
 from sqlalchemy import text
 
-from bench_prices import scratch_database, seed_portfolios, simulated_market_data
+from bench_prices import buyable_markets, scratch_database, seed_portfolios, simulated_market_data
 from prescient_pipeline.db.engine import get_engine
 from prescient_pipeline.db.migrate import ensure_schema
-from prescient_pipeline.domain.fills import buy_fill_price
 from prescient_pipeline.services.bulk import copy_rows
 from prescient_pipeline.services.execution import execute_portfolio
-from prescient_pipeline.services.ledger import market_clock
 from prescient_pipeline.services.reports import unbalanced_portfolios
 
 AMOUNT = Decimal(50)
 
 
 def seed_signals(engine, portfolio_ids: list[int], per_portfolio: int) -> int:
-    with engine.connect() as conn:
-        at = market_clock(conn)
-        markets = [dict(r._mapping) for r in conn.execute(text(
-            "SELECT market_id, event_id, question, yes_token_id, no_token_id, yes_price, no_price, best_bid, "
-            "best_ask FROM markets WHERE NOT closed AND accepting_orders ORDER BY market_id"))]
-    markets = [m for m in markets if all(buy_fill_price(side, m, 50) for side in ("YES", "NO"))]
+    at, markets = buyable_markets(engine)
     rows = []
     for k, pid in enumerate(portfolio_ids):
         for j in range(per_portfolio):

@@ -94,15 +94,19 @@ def seed_portfolios(engine, count: int, strategy: str = "momentum", configs=None
         return list(conn.execute(text("SELECT portfolio_id FROM portfolios ORDER BY portfolio_id")).scalars())
 
 
-def seed_positions(engine, portfolio_ids: list[int], per_portfolio: int) -> int:
-    """Open `per_portfolio` positions in each portfolio, bought at the ask as execution would."""
+def buyable_markets(engine) -> tuple[datetime, list[dict]]:
+    """The market clock and the open markets both sides of which can be bought, by id."""
     with engine.connect() as conn:
         at = market_clock(conn)
         markets = [dict(r._mapping) for r in conn.execute(text(
-            "SELECT market_id, event_id, yes_token_id, no_token_id, yes_price, no_price, best_bid, best_ask "
-            "FROM markets WHERE NOT closed ORDER BY market_id"))]
-    # Markets both sides of which can be bought.
-    markets = [m for m in markets if all(buy_fill_price(side, m, 50) for side in ("YES", "NO"))]
+            "SELECT market_id, event_id, question, yes_token_id, no_token_id, yes_price, no_price, best_bid, "
+            "best_ask FROM markets WHERE NOT closed AND accepting_orders ORDER BY market_id"))]
+    return at, [m for m in markets if all(buy_fill_price(side, m, 50) for side in ("YES", "NO"))]
+
+
+def seed_positions(engine, portfolio_ids: list[int], per_portfolio: int) -> int:
+    """Open `per_portfolio` positions in each portfolio, bought at the ask as execution would."""
+    at, markets = buyable_markets(engine)
     rows = []
     for k, pid in enumerate(portfolio_ids):
         for j in range(per_portfolio):

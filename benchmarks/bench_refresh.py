@@ -10,26 +10,22 @@ bare COPY of the rows that refresh wrote (events, markets and a snapshot per mar
 from the same dicts, into temporary tables without constraints or indexes in the same database.
 The last column compares with COPY alone of the market rows already rendered.
 
-Database: a throw-away database on PRESCIENT_DATABASE_URL's server (dropped at the end), or an
-embedded PostgreSQL under a temporary PRESCIENT_HOME.
+Database: bench_prices.scratch_database (a throw-away database on PRESCIENT_DATABASE_URL's
+server, or an embedded PostgreSQL under a temporary PRESCIENT_HOME).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import time
-import uuid
 from datetime import datetime, timezone
-from pathlib import Path
 
 from sqlalchemy import text
 
-from prescient_pipeline.db import embedded, schema
-from prescient_pipeline.db.engine import dispose_engines, get_engine
+from bench_prices import scratch_database
+from prescient_pipeline.db import schema
+from prescient_pipeline.db.engine import get_engine
 from prescient_pipeline.db.migrate import ensure_schema
-from prescient_pipeline.db.urls import with_database
 from prescient_pipeline.polymarket.client import PolymarketClient
 from prescient_pipeline.polymarket.simulator.server import SimulatorServer
 from prescient_pipeline.polymarket.simulator.universe import Universe
@@ -40,30 +36,6 @@ from prescient_pipeline.services.market_refresh import refresh_markets
 from prescient_pipeline.services.market_store import EVENT_COLUMNS, MARKET_COLUMNS
 
 UNLIMITED = {"gamma": 1_000_000, "clob": 1_000_000}
-
-
-def database(tmp: Path) -> tuple[str, callable]:
-    """A database URL for this run and a function that cleans up after it."""
-    server = os.environ.get("PRESCIENT_DATABASE_URL")
-    if server:
-        name = f"prescient_bench_{uuid.uuid4().hex[:10]}"
-        embedded.ensure_database(server, name)
-
-        def drop() -> None:
-            dispose_engines()
-            embedded.drop_database(server, name)
-
-        return with_database(server, name), drop
-    os.environ["PRESCIENT_HOME"] = str(tmp)
-    url = embedded.start(tmp)
-
-    def stop() -> None:
-        import pgserver
-
-        dispose_engines()
-        pgserver.get_server(tmp / "pgdata").cleanup()  # before its directory is removed
-
-    return url, stop
 
 
 def _bare_table(conn, name: str, like: str, columns: list[str]) -> None:
@@ -140,41 +112,37 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="prescient-bench-") as tmp:
-        url, cleanup = database(Path(tmp))
-        try:
-            engine = ensure_schema(get_engine(url))
-            started = time.perf_counter()
-            universe = Universe(seed=args.seed, events=args.events, start=datetime.now(timezone.utc),
-                                neg_risk_share=args.neg_risk_share, max_legs=args.max_legs)
-            print(f"universe: {universe.open_event_count:,} open events, {universe.market_count:,} markets "
-                  f"(built in {time.perf_counter() - started:.1f}s)")
-            with SimulatorServer(universe) as server:
-                server.start()
-                client = PolymarketClient(server.url, server.url, requests_per_10s=UNLIMITED)
-                print(f"{'refresh':<9}{'events':>8}{'markets':>9}{'fetch s':>9}{'parse s':>9}{'write s':>9}"
-                      f"{'floor s':>9}{'(parse+write)/floor':>21}{'copy-only s':>13}{'ratio to it':>13}")
-                for n in range(args.refreshes):
-                    if n:
-                        universe.advance(60)
-                    report = refresh_markets(engine, client)
-                    floors = floor_seconds(engine, report.events_rows, report.markets_rows, report.observed_at)
-                    s = report.seconds
-                    work = s["parse"] + s["write"]
-                    kind = "insert" if n == 0 else "update"
-                    print(f"{kind:<9}{report.events:>8,}{report.markets:>9,}{s['fetch']:>9.2f}{s['parse']:>9.2f}"
-                          f"{s['write']:>9.2f}{floors['floor']:>9.2f}{work / floors['floor']:>20.1f}x"
-                          f"{floors['copy_only']:>13.2f}{work / floors['copy_only']:>12.1f}x")
-                parsed = parse_events(client.fetch_active_events().events)
-            print("write, step by step (an update, rolled back):")
-            for step, seconds in anatomy(engine, parsed.events, parsed.markets, datetime.now(timezone.utc)).items():
-                print(f"  {step:<34}{seconds:>6.2f}s")
-            with engine.connect() as conn:
-                sizes = {t.name: conn.execute(text(f"SELECT count(*) FROM {t.name}")).scalar()
-                         for t in (schema.events, schema.markets, schema.market_snapshots)}
-            print("rows:", ", ".join(f"{k} {v:,}" for k, v in sizes.items()))
-        finally:
-            cleanup()
+    with scratch_database() as url:
+        engine = ensure_schema(get_engine(url))
+        started = time.perf_counter()
+        universe = Universe(seed=args.seed, events=args.events, start=datetime.now(timezone.utc),
+                            neg_risk_share=args.neg_risk_share, max_legs=args.max_legs)
+        print(f"universe: {universe.open_event_count:,} open events, {universe.market_count:,} markets "
+              f"(built in {time.perf_counter() - started:.1f}s)")
+        with SimulatorServer(universe) as server:
+            server.start()
+            client = PolymarketClient(server.url, server.url, requests_per_10s=UNLIMITED)
+            print(f"{'refresh':<9}{'events':>8}{'markets':>9}{'fetch s':>9}{'parse s':>9}{'write s':>9}"
+                  f"{'floor s':>9}{'(parse+write)/floor':>21}{'copy-only s':>13}{'ratio to it':>13}")
+            for n in range(args.refreshes):
+                if n:
+                    universe.advance(60)
+                report = refresh_markets(engine, client)
+                floors = floor_seconds(engine, report.events_rows, report.markets_rows, report.observed_at)
+                s = report.seconds
+                work = s["parse"] + s["write"]
+                kind = "insert" if n == 0 else "update"
+                print(f"{kind:<9}{report.events:>8,}{report.markets:>9,}{s['fetch']:>9.2f}{s['parse']:>9.2f}"
+                      f"{s['write']:>9.2f}{floors['floor']:>9.2f}{work / floors['floor']:>20.1f}x"
+                      f"{floors['copy_only']:>13.2f}{work / floors['copy_only']:>12.1f}x")
+            parsed = parse_events(client.fetch_active_events().events)
+        print("write, step by step (an update, rolled back):")
+        for step, seconds in anatomy(engine, parsed.events, parsed.markets, datetime.now(timezone.utc)).items():
+            print(f"  {step:<34}{seconds:>6.2f}s")
+        with engine.connect() as conn:
+            sizes = {t.name: conn.execute(text(f"SELECT count(*) FROM {t.name}")).scalar()
+                     for t in (schema.events, schema.markets, schema.market_snapshots)}
+        print("rows:", ", ".join(f"{k} {v:,}" for k, v in sizes.items()))
 
 
 if __name__ == "__main__":

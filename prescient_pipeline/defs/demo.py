@@ -58,7 +58,8 @@ class DemoResult:
 
 def prepare_database(engine: Engine, reset: bool) -> str:
     """Clear what a previous demo left; refuse to touch a database holding other portfolios."""
-    others = [p["name"] for p in list_portfolios(engine) if p["name"] not in EXAMPLE_NAMES]
+    existing = [p["name"] for p in list_portfolios(engine)]
+    others = [name for name in existing if name not in EXAMPLE_NAMES]
     if others and not reset:
         raise InputError(
             f"this database holds {len(others)} portfolios that are not the demo's ({', '.join(others[:3])}"
@@ -69,7 +70,9 @@ def prepare_database(engine: Engine, reset: bool) -> str:
     names = ", ".join(t.name for t in schema.metadata.sorted_tables)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    return "wiped the database" if reset else "cleared the previous demo"
+    if reset:
+        return "wiped the database"
+    return "cleared the previous demo" if existing else "starting from an empty database"
 
 
 def _forget_stale_partitions(instance, engine: Engine) -> None:
