@@ -335,23 +335,31 @@ def _records(payload) -> Iterable:
     return payload
 
 
+def _first_sighting(result: "ParseResult", seen: set[str], raw, not_a_dict: str, missing_id: str) -> str | None:
+    """The id of a record seen for the first time; None (counted as rejected or duplicate) otherwise."""
+    if not isinstance(raw, dict):
+        result.rejected[not_a_dict] += 1
+        return None
+    record_id = _identifier(raw.get("id"))
+    if record_id is None:
+        result.rejected[missing_id] += 1
+        return None
+    if record_id in seen:
+        result.duplicates += 1
+        return None
+    seen.add(record_id)
+    return record_id
+
+
 def _parse_market_into(
     result: ParseResult,
     seen_markets: set[str],
     raw,
     event_row: dict | None,
 ) -> None:
-    if not isinstance(raw, dict):
-        result.rejected[NOT_A_DICT] += 1
-        return
-    market_id = _identifier(raw.get("id"))
+    market_id = _first_sighting(result, seen_markets, raw, NOT_A_DICT, MISSING_ID)
     if market_id is None:
-        result.rejected[MISSING_ID] += 1
         return
-    if market_id in seen_markets:
-        result.duplicates += 1
-        return
-    seen_markets.add(market_id)
     if event_row is not None:
         # Every listed market counts, usable or not: a negRisk basket is complete only if all of
         # the event's outcomes can be bought, so an unpriced placeholder must leave it incomplete.
@@ -374,17 +382,9 @@ def parse_events(raw_events: Iterable[dict]) -> ParseResult:
     seen_events: set[str] = set()
     seen_markets: set[str] = set()
     for raw_event in _records(raw_events):
-        if not isinstance(raw_event, dict):
-            result.rejected[EVENT_NOT_A_DICT] += 1
-            continue
-        event_id = _identifier(raw_event.get("id"))
+        event_id = _first_sighting(result, seen_events, raw_event, EVENT_NOT_A_DICT, EVENT_MISSING_ID)
         if event_id is None:
-            result.rejected[EVENT_MISSING_ID] += 1
             continue
-        if event_id in seen_events:
-            result.duplicates += 1
-            continue
-        seen_events.add(event_id)
         event_row = _event_row(raw_event, event_id)
         result.events.append(event_row)
         for raw_market in decode_json_list(raw_event.get("markets")) or ():
