@@ -297,13 +297,18 @@ class PolymarketClient:
 
     # --- CLOB --------------------------------------------------------------------------------
 
+    def _post_token_batches(self, path: str, token_ids: Sequence[str], chunk_size: int, shape: type,
+                            described: str) -> Iterator:
+        """One CLOB batch POST per chunk of distinct token ids, each answer checked for its shape."""
+        for chunk in _chunks(list(dict.fromkeys(str(t) for t in token_ids)), chunk_size):
+            payload = self._request("clob", "POST", path, body=[{"token_id": t} for t in chunk])
+            if not isinstance(payload, shape):
+                raise _shape_error("clob", "POST", path, described, payload)
+            yield payload
+
     def fetch_books(self, token_ids: Sequence[str], chunk_size: int = 500) -> dict[str, Book]:
         books: dict[str, Book] = {}
-        for chunk in _chunks(list(dict.fromkeys(str(t) for t in token_ids)), chunk_size):
-            body = [{"token_id": t} for t in chunk]
-            payload = self._request("clob", "POST", "/books", body=body)
-            if not isinstance(payload, list):
-                raise _shape_error("clob", "POST", "/books", "a JSON array of books", payload)
+        for payload in self._post_token_batches("/books", token_ids, chunk_size, list, "a JSON array of books"):
             for raw in payload:
                 if isinstance(raw, dict) and raw.get("asset_id") is not None:
                     books[str(raw["asset_id"])] = _top_of_book(raw)
@@ -311,11 +316,7 @@ class PolymarketClient:
 
     def fetch_midpoints(self, token_ids: Sequence[str], chunk_size: int = 500) -> dict[str, float]:
         mids: dict[str, float] = {}
-        for chunk in _chunks(list(dict.fromkeys(str(t) for t in token_ids)), chunk_size):
-            body = [{"token_id": t} for t in chunk]
-            payload = self._request("clob", "POST", "/midpoints", body=body)
-            if not isinstance(payload, dict):
-                raise _shape_error("clob", "POST", "/midpoints", "a JSON object", payload)
+        for payload in self._post_token_batches("/midpoints", token_ids, chunk_size, dict, "a JSON object"):
             for token_id, mid in payload.items():
                 value = _to_float(mid)
                 if value is not None:
