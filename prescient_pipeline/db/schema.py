@@ -113,6 +113,17 @@ markets = Table(
     Column("start_date", TS),
     Column("end_date", TS),
     Column("closed_time", TS),
+    # Market rules and fee parameters, as the venue states them (NULL: not stated).
+    Column("protocol_version", Text),
+    Column("tick_size", PRICE),
+    Column("min_order_size", SHARES),
+    Column("fees_enabled", Boolean),
+    Column("fee_rate", RATIO),
+    Column("fee_exponent", RATIO),
+    Column("fee_taker_only", Boolean),
+    # Top of the YES book, best level first, up to 20 a side: [[price, size], ...].
+    Column("bids", JSONB),
+    Column("asks", JSONB),
     Column("first_seen_at", TS, nullable=False, server_default=text("now()")),
     Column("updated_at", TS, nullable=False, server_default=text("now()")),
     postgresql_with=UPDATED_IN_PLACE,
@@ -134,6 +145,18 @@ market_snapshots = Table(
     Column("volume_24hr", MONEY),
     Column("active", Boolean),
     Column("closed", Boolean),
+    Column("last_trade_price", PRICE),
+    # Market rules and fee parameters, as the venue states them (NULL: not stated).
+    Column("protocol_version", Text),
+    Column("tick_size", PRICE),
+    Column("min_order_size", SHARES),
+    Column("fees_enabled", Boolean),
+    Column("fee_rate", RATIO),
+    Column("fee_exponent", RATIO),
+    Column("fee_taker_only", Boolean),
+    # Top of the YES book, best level first, up to 20 a side: [[price, size], ...].
+    Column("bids", JSONB),
+    Column("asks", JSONB),
     Column("source", Text, nullable=False, server_default=text("'gamma'")),
     Index("ix_market_snapshots_market_ts", "market_id", "ts"),
     Index("ix_market_snapshots_ts", "ts"),
@@ -158,6 +181,7 @@ portfolios = Table(
     Column("unrealized_pnl", MONEY, nullable=False, server_default=text("0")),
     Column("total_profit_loss", MONEY, nullable=False, server_default=text("0")),
     Column("total_fees", MONEY, nullable=False, server_default=text("0")),
+    Column("liquidation_value", MONEY),  # cash plus open positions at the bid
     Column("trade_count", Integer, nullable=False, server_default=text("0")),
     Column("total_trades_executed", Integer, nullable=False, server_default=text("0")),
     Column("total_winning_trades", Integer, nullable=False, server_default=text("0")),
@@ -226,6 +250,8 @@ portfolio_positions = Table(
     Column("entry_fee", MONEY, nullable=False, server_default=text("0")),
     Column("current_price", PRICE),
     Column("market_value", MONEY),
+    Column("entry_mark", PRICE),  # the displayed price when bought: what exits compare with
+    Column("liquidation_value", MONEY),  # shares at the bid
     Column("unrealized_pnl", MONEY, nullable=False, server_default=text("0")),
     Column("realized_pnl", MONEY, nullable=False, server_default=text("0")),
     Column("exit_price", PRICE),
@@ -278,7 +304,14 @@ trades = Table(
     Column("realized_pnl", MONEY),
     Column("reason", Text),
     Column("executed_at", TS, nullable=False),
+    # How the fill was priced: 'depth' (walked book levels), 'top_of_book' or 'history'.
+    Column("evidence", Text),
+    Column("levels", JSONB),  # levels taken: [[price, shares], ...]
+    Column("mid_price", PRICE),
+    Column("slippage", MONEY),  # dollars paid (or forgone) against the mid
+    Column("requested_amount", MONEY),  # a buy's signal amount; `amount` is what filled
     CheckConstraint("action IN ('buy', 'sell', 'settle')", name="ck_trades_action"),
+    CheckConstraint("evidence IN ('depth', 'top_of_book', 'history')", name="ck_trades_evidence"),
     Index("ix_trades_portfolio_time", "portfolio_id", "executed_at"),
     # A signal is filled at most once, ever.
     Index(
