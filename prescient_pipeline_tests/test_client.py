@@ -169,20 +169,22 @@ def test_429_with_retry_after_then_503_are_retried(server):
 
 
 def test_a_long_retry_after_is_capped_at_backoff_max(server):
+    from urllib3 import HTTPResponse
+
+    client = quick_client(server, backoff_max=0.2)
+    retry = client._session.get_adapter(server.url).max_retries
+    # The wait urllib3 would sleep on "Retry-After: 600" is the cap, not ten minutes.
+    assert retry.get_retry_after(HTTPResponse(status=503, headers={"Retry-After": "600"})) == 0.2
     server.fail_next([503], retry_after=600)
-    started = time.monotonic()
-    assert len(quick_client(server, backoff_max=0.2).fetch_active_events().events) == 227
-    assert time.monotonic() - started < 1.5
+    assert len(client.fetch_active_events().events) == 227
 
 
 def test_an_outage_fails_after_the_retries_with_one_clear_line(server):
     server.fail_always(500)
-    started = time.monotonic()
 
     with pytest.raises(PolymarketError) as failure:
         quick_client(server, retries=3).fetch_active_events()
 
-    assert time.monotonic() - started < 2
     message = str(failure.value)
     assert "\n" not in message
     assert "GET /events?active=true" in message
@@ -360,7 +362,9 @@ def test_rate_limiter_holds_calls_to_the_window():
     started = time.monotonic()
     for _ in range(10):
         limiter.acquire()
-    assert 0.95 <= time.monotonic() - started < 1.6
+    # The sixth call had to wait for the first to leave the window (a lower bound: the limiter
+    # must hold calls back; how much longer a loaded machine takes is not its business).
+    assert time.monotonic() - started >= 0.95
 
 
 def test_rate_limiter_is_shared_safely_between_threads():

@@ -79,6 +79,7 @@ def test_paused_portfolio_produces_no_signals(engine, monkeypatch):
     assert "paused" in mat.metadata["skipped"].value
 
 
+@pytest.mark.slow
 def test_three_days_of_trading_balance_after_every_update(engine, monkeypatch, start_three_days_ago):
     exits = {"momentum": {"stop_loss_percentage": 0.05, "take_profit_percentage": 0.05}}
     with simulator(monkeypatch, start=start_three_days_ago) as sim, dg.instance_for_test() as instance:
