@@ -1,7 +1,7 @@
 """The paper ledger in Dagster: execution on a sensor, 5-minute prices, daily snapshots,
 monthly archive, and the balance check every ledger job ends with."""
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Optional
 
 import dagster as dg
@@ -11,9 +11,12 @@ from ..services.execution import execute_portfolio
 from ..services.history import archive_signals, snapshot_portfolios
 from ..services.prices import update_prices
 from ..services.reports import unbalanced_portfolios
+from .freshness import every
 from .portfolios import portfolios_partitions
 from .resources import Database, PolymarketApi
 from .strategy import SIGNALS, signals_partitions
+
+PRICES_CRON = "*/5 * * * *"
 
 # Each portfolio's values over time: price updates and snapshots report a materialization per
 # portfolio partition, whose numeric metadata the UI plots.
@@ -23,6 +26,8 @@ PORTFOLIO_VALUES = dg.AssetSpec(
     group_name="ledger",
     kinds={"postgres"},
     description="Each portfolio's total value and P&L, reported by every price update and snapshot.",
+    # Marks come every five minutes while positions are open: warn after one missed update.
+    freshness_policy=every(PRICES_CRON, grace=timedelta(minutes=5)),
 )
 
 
@@ -145,7 +150,7 @@ def update_prices_job():
 
 
 update_prices_schedule = dg.ScheduleDefinition(
-    name="update_prices_schedule", job=update_prices_job, cron_schedule="*/5 * * * *",
+    name="update_prices_schedule", job=update_prices_job, cron_schedule=PRICES_CRON,
     execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Every five minutes: marks, stop loss / take profit / holding time exits, settlement.",
 )
