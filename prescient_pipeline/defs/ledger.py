@@ -7,6 +7,7 @@ from typing import Optional
 import dagster as dg
 import pandas as pd
 
+from ..config import settings
 from ..services.execution import execute_portfolio
 from ..services.history import archive_signals, snapshot_portfolios
 from ..services.prices import update_prices
@@ -179,9 +180,9 @@ def portfolio_snapshot_job():
 
 
 portfolio_snapshot_schedule = dg.ScheduleDefinition(
-    name="portfolio_snapshot_schedule", job=portfolio_snapshot_job, cron_schedule="55 23 * * *",
+    name="portfolio_snapshot_schedule", job=portfolio_snapshot_job, cron_schedule=settings().snapshot_cron,
     execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Daily at 23:55 UTC: one history row per portfolio.",
+    description="One history row per portfolio per day (PRESCIENT_SNAPSHOT_CRON, 23:55 UTC by default).",
 )
 
 
