@@ -53,7 +53,7 @@ def test_two_cycles_started_together_never_double_write(engine, database_url, tm
     for p, (out, err) in zip(procs, outputs):
         assert p.returncode == 0, f"exit {p.returncode}\nstdout: {out[-2000:]}\nstderr: {err[-4000:]}"
         cycle = json.loads(out)
-        assert set(map(int, cycle["execution_runs"])) == set(ids.values())
+        assert set(cycle["portfolio_ids"]) == set(ids.values())
 
     with engine.connect() as conn:
         def count(query: str) -> int:

@@ -87,7 +87,7 @@ def test_three_days_of_trading_balance_after_every_update(engine, monkeypatch, s
         for day in range(3):
             sim.universe.advance(9 * 60 if day == 0 else 0)
             cycle = runner.run_cycle(instance, engine, sim.universe.now.date())
-            assert set(cycle.execution_runs) == set(ids.values())
+            assert set(cycle.portfolio_ids) == set(ids.values())
             for _ in range(4):
                 sim.universe.advance(6 * 60)
                 runner.update_prices(instance)

@@ -67,9 +67,10 @@ def _cycle(args) -> Output:
     day = datetime.now(timezone.utc).date()
     result = runner.run_cycle(instance, engine, day, pid)
     rows = reports.report(engine, pid)
-    data = {"date": day, "refresh_run": result.refresh_run, "signal_runs": result.signal_runs,
-            "execution_runs": result.execution_runs, "snapshot_run": result.snapshot_run, "portfolios": rows}
-    text = f"cycle {day}: {len(result.execution_runs)} portfolios\n" + _report_table(rows)
+    data = {"date": day, "refresh_run": result.refresh_run, "portfolio_ids": result.portfolio_ids,
+            "signals_run": result.signals_run, "execution_run": result.execution_run,
+            "snapshot_run": result.snapshot_run, "portfolios": rows}
+    text = f"cycle {day}: {len(result.portfolio_ids)} portfolios\n" + _report_table(rows)
     return Output(data, text)
 
 

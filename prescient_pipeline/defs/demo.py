@@ -140,7 +140,7 @@ def run_demo(instance, engine: Engine, *, days: int, seed: int, events: int, pri
             day_start = start + timedelta(days=d)
             advance_to(day_start + cycle_at)
             cycle = runner.run_cycle(instance, engine, day_start.date(), with_snapshot=False)
-            runs += 1 + len(cycle.signal_runs) + len(cycle.execution_runs)
+            runs += 1 + bool(cycle.signals_run) + bool(cycle.execution_run)
             advance_to(day_start + SNAPSHOT_AT)
             runner.snapshot(instance)
             runs += 1

@@ -70,31 +70,57 @@ def _check_books(context, database: Database) -> None:
 # --- execution ---------------------------------------------------------------------------------
 
 class ExecuteSignals(dg.Config):
-    portfolio_id: int
+    portfolio_ids: list[int] = []
+    portfolio_id: Optional[int] = None  # one portfolio (kept for launchpad configs written before portfolio_ids)
     cycle_date: Optional[str] = None  # YYYY-MM-DD; unset executes every pending signal
 
 
-@dg.op(description="Fill a portfolio's pending signals: risk checks, fills at the ask, ledger rows.")
+@dg.op(description="Fill the pending signals of one or more portfolios: risk checks, fills, ledger rows.")
 def execute_signals(context: dg.OpExecutionContext, config: ExecuteSignals, database: Database):
     day = date.fromisoformat(config.cycle_date) if config.cycle_date else None
-    report = execute_portfolio(database.engine(), config.portfolio_id, day)
-    context.log.info(f"portfolio {config.portfolio_id}: {report.executed} executed, {report.rejected} rejected, "
-                     f"{report.skipped} already handled")
+    ids = sorted(set(config.portfolio_ids) | ({config.portfolio_id} if config.portfolio_id is not None else set()))
+    engine = database.engine()
+    rows = []
+    for portfolio_id in ids:
+        report = execute_portfolio(engine, portfolio_id, day)
+        context.log.info(f"portfolio {portfolio_id}: {report.executed} executed, {report.rejected} rejected, "
+                         f"{report.skipped} already handled")
+        rows.append({"portfolio_id": portfolio_id, "executed": report.executed, "rejected": report.rejected,
+                     "skipped": report.skipped, "spent": float(report.spent), "fees": float(report.fees),
+                     "rejections": report.rejections})
     context.add_output_metadata({
-        "executed": dg.MetadataValue.int(report.executed),
-        "rejected": dg.MetadataValue.int(report.rejected),
-        "skipped": dg.MetadataValue.int(report.skipped),
-        "spent": dg.MetadataValue.float(float(report.spent)),
-        "fees": dg.MetadataValue.float(float(report.fees)),
-        "rejections": dg.MetadataValue.json(report.rejections),
+        "portfolios": dg.MetadataValue.int(len(rows)),
+        "executed": dg.MetadataValue.int(sum(r["executed"] for r in rows)),
+        "rejected": dg.MetadataValue.int(sum(r["rejected"] for r in rows)),
+        "skipped": dg.MetadataValue.int(sum(r["skipped"] for r in rows)),
+        "spent": dg.MetadataValue.float(sum(r["spent"] for r in rows)),
+        "fees": dg.MetadataValue.float(sum(r["fees"] for r in rows)),
+        "per_portfolio": _table([{k: v for k, v in r.items() if k != "rejections"} for r in rows]),
+        "rejections": dg.MetadataValue.json({str(r["portfolio_id"]): r["rejections"] for r in rows if r["rejections"]}),
     })
     _check_books(context, database)
 
 
 @dg.job(executor_def=dg.in_process_executor, tags={"prescient/job": "execute_signals"},
-        description="Execute one portfolio's pending signals (launched by execute_signals_sensor).")
+        description="Execute portfolios' pending signals (launched by execute_signals_sensor).")
 def execute_signals_job():
     execute_signals()
+
+
+# Materializations read per sensor tick (the cursor carries the rest to the next tick).
+EXECUTION_PAGE = 1000
+
+
+def execution_request(cycle_date: str, portfolio_ids: list[int], run_key: str | None = None) -> dg.RunRequest:
+    tags = {"prescient/cycle_date": cycle_date}
+    if len(portfolio_ids) == 1:
+        tags["prescient/portfolio"] = str(portfolio_ids[0])
+    return dg.RunRequest(
+        run_key=run_key,
+        run_config={"ops": {"execute_signals": {"config": {
+            "portfolio_ids": sorted(portfolio_ids), "cycle_date": cycle_date}}}},
+        tags=tags,
+    )
 
 
 @dg.sensor(
@@ -102,22 +128,21 @@ def execute_signals_job():
     job=execute_signals_job,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Launches execute_signals_job for every new portfolio_signals materialization, "
-    "paging through them with a cursor so none is skipped.",
+    description="Executes every new portfolio_signals materialization: one execute_signals_job run "
+    "per day among the new ones, paging through them with a cursor so none is skipped.",
 )
 def execute_signals_sensor(context: dg.SensorEvaluationContext):
-    result = context.instance.fetch_materializations(SIGNALS, limit=200, cursor=context.cursor, ascending=True)
-    requests = []
+    result = context.instance.fetch_materializations(SIGNALS, limit=EXECUTION_PAGE, cursor=context.cursor, ascending=True)
+    by_day: dict[str, set[int]] = {}
+    first: dict[str, int] = {}
     for record in result.records:
         if not record.partition_key:
             continue
         keys = signals_partitions.get_partition_key_from_str(record.partition_key).keys_by_dimension
-        requests.append(dg.RunRequest(
-            run_key=f"execute-{record.storage_id}",
-            run_config={"ops": {"execute_signals": {"config": {
-                "portfolio_id": int(keys["portfolio"]), "cycle_date": keys["date"]}}}},
-            tags={"prescient/portfolio": keys["portfolio"], "prescient/cycle_date": keys["date"]},
-        ))
+        by_day.setdefault(keys["date"], set()).add(int(keys["portfolio"]))
+        first.setdefault(keys["date"], record.storage_id)
+    requests = [execution_request(day, sorted(ids), run_key=f"execute-{day}-{first[day]}")
+                for day, ids in sorted(by_day.items())]
     return dg.SensorResult(run_requests=requests, cursor=result.cursor)
 
 
