@@ -15,6 +15,7 @@ import pandas as pd
 from sqlalchemy import Engine, text
 
 from ..db import schema
+from ..db.history_partitions import ensure_partitions
 from .bulk import copy_rows, stage
 
 EVENT_COLUMNS = [c.name for c in schema.events.columns if c.name not in ("first_seen_at", "updated_at")]
@@ -59,13 +60,7 @@ def snapshot_rows(markets: Iterable[dict], ts: datetime, source: str) -> list[di
 
 def last_refresh(conn) -> tuple[datetime | None, int | None]:
     """Time and market count of the latest full refresh."""
-    row = conn.execute(
-        text(
-            "SELECT ts, count(*) FROM market_snapshots WHERE source = :src "
-            "AND ts = (SELECT max(ts) FROM market_snapshots WHERE source = :src) GROUP BY ts"
-        ),
-        {"src": GAMMA},
-    ).first()
+    row = conn.execute(text("SELECT ts, markets FROM market_refreshes ORDER BY ts DESC LIMIT 1")).first()
     return (row[0], row[1]) if row else (None, None)
 
 
@@ -82,6 +77,7 @@ def refresh_timestamp(observed_at: datetime, previous_ts: datetime | None) -> da
 
 def write_refresh(engine: Engine, events: list[dict], markets: list[dict], observed_at: datetime) -> RefreshWrite:
     """Upsert events and markets and append one snapshot per market, in one transaction."""
+    ensure_partitions(engine, observed_at)
     with engine.begin() as conn:
         # Serialise refreshes so two of them cannot pick the same timestamp.
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('prescient.market_refresh'))"))
@@ -93,6 +89,8 @@ def write_refresh(engine: Engine, events: list[dict], markets: list[dict], obser
         conn.execute(text(_upsert_sql("markets", staged_markets, "market_id", MARKET_COLUMNS)), {"ts": observed_at})
         # The snapshots come from the staged rows: no second rendering and COPY of every market.
         snaps = conn.execute(text(_snapshots_from_sql(staged_markets)), {"ts": observed_at, "source": GAMMA}).rowcount
+        conn.execute(text("INSERT INTO market_refreshes (ts, markets, events) VALUES (:ts, :markets, :events)"),
+                     {"ts": observed_at, "markets": snaps, "events": len(events)})
     return RefreshWrite(events=len(events), markets=len(markets), snapshots=snaps,
                         previous_market_count=previous, ts=observed_at)
 
@@ -132,12 +130,12 @@ def write_market_updates(conn, markets: list[dict], observed_at: datetime, sourc
 # a market's prices come from its latest snapshot of any kind, and what only Gamma says
 # (liquidity, volume, active, closed) from its latest Gamma snapshot: a refresh or a price
 # update's Gamma fallback. Event sizes are summed from those observations, so nothing later
-# than `as_of` leaks in.
+# than `as_of` leaks in. Every market of the refresh at `t` has a Gamma snapshot at `t`, so its
+# latest observations lie between `t` and `as_of`: the reads touch only those days' partitions,
+# however long the history.
 _UNIVERSE_SQL = """
-WITH refresh AS (
-    SELECT max(ts) AS t FROM market_snapshots WHERE source = 'gamma' AND ts <= :as_of
-), universe AS (
-    SELECT s.market_id FROM market_snapshots s, refresh WHERE s.source = 'gamma' AND s.ts = refresh.t
+WITH universe AS (
+    SELECT s.market_id FROM market_snapshots s WHERE s.source = 'gamma' AND s.ts = :refreshed
 )
 SELECT m.market_id, m.event_id, m.question, coalesce(m.category, e.category) AS category,
        m.tags AS market_tags, e.tags AS event_tags,
@@ -147,12 +145,13 @@ SELECT m.market_id, m.event_id, m.question, coalesce(m.category, e.category) AS 
 FROM universe u
 CROSS JOIN LATERAL (
     SELECT s.liquidity, s.volume, s.volume_24hr, s.active, s.closed FROM market_snapshots s
-    WHERE s.market_id = u.market_id AND s.ts <= :as_of AND s.source IN ('gamma', 'gamma_update')
+    WHERE s.market_id = u.market_id AND s.ts <= :as_of AND s.ts >= :refreshed
+      AND s.source IN ('gamma', 'gamma_update')
     ORDER BY s.ts DESC LIMIT 1
 ) l
 CROSS JOIN LATERAL (
     SELECT s.ts, s.yes_price, s.no_price, s.best_bid, s.best_ask FROM market_snapshots s
-    WHERE s.market_id = u.market_id AND s.ts <= :as_of
+    WHERE s.market_id = u.market_id AND s.ts <= :as_of AND s.ts >= :refreshed
     ORDER BY s.ts DESC, (s.source = 'clob') LIMIT 1
 ) p
 JOIN markets m ON m.market_id = u.market_id
@@ -163,7 +162,11 @@ LEFT JOIN events e ON e.event_id = m.event_id
 def universe_as_of(engine: Engine, as_of: datetime) -> pd.DataFrame:
     """One row per market, as the strategies' market frame expects (see domain.market_frame)."""
     with engine.connect() as conn:
-        frame = pd.read_sql_query(text(_UNIVERSE_SQL), conn, params={"as_of": as_of})
+        # Bound first, so the planner prunes the history to the partitions between the two.
+        refreshed = conn.execute(text("SELECT max(ts) FROM market_refreshes WHERE ts <= :as_of"),
+                                 {"as_of": as_of}).scalar()
+        frame = pd.read_sql_query(text(_UNIVERSE_SQL), conn,
+                                  params={"as_of": as_of, "refreshed": refreshed or as_of})
     return to_market_frame(frame)
 
 

@@ -22,6 +22,7 @@ from decimal import Decimal
 
 from sqlalchemy import Engine, select, text
 
+from ..db.history_partitions import ensure_partitions
 from ..db.schema import portfolio_positions, portfolios
 from ..domain.accounting import PositionState, mark, to_price
 from ..domain.exits import ExitRules, exit_decision
@@ -127,6 +128,7 @@ def update_prices(engine: Engine, client: PolymarketClient, logger: logging.Logg
     if unpriced:
         logger.warning("no price for %d held markets (kept at their last mark): %s", len(unpriced), unpriced[:10])
     t1 = time.perf_counter()
+    ensure_partitions(engine, observed_at)
     with engine.begin() as conn:
         write_market_updates(conn, clob_rows, observed_at, "clob")
         write_market_updates(conn, gamma_rows, observed_at, "gamma_update")
