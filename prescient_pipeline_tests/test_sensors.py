@@ -261,6 +261,7 @@ def test_definitions_hold_the_promised_names_all_running_by_default():
         "update_prices_schedule": "update_prices_job",
         "portfolio_snapshot_schedule": "portfolio_snapshot_job",
         "archive_signals_schedule": "archive_signals_job",
+        "prune_history_schedule": "prune_history_job",
     }
     assert schedules["update_prices_schedule"].cron_schedule == "*/5 * * * *"
     sensors = {s.name: s for s in defs.sensors}

@@ -12,6 +12,7 @@ from ..services.execution import execute_portfolio
 from ..services.history import archive_signals, snapshot_portfolios
 from ..services.prices import update_prices
 from ..services.reports import unbalanced_portfolios
+from ..services.retention import prune_history
 from .freshness import every
 from .portfolios import portfolios_partitions
 from .resources import Database, PolymarketApi
@@ -230,4 +231,38 @@ archive_signals_schedule = dg.ScheduleDefinition(
     name="archive_signals_schedule", job=archive_signals_job, cron_schedule="0 3 1 * *",
     execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Monthly (1st, 03:00 UTC): archive signals older than 30 days.",
+)
+
+
+# --- history retention -------------------------------------------------------------------------
+
+class PruneHistory(dg.Config):
+    keep_days: Optional[int] = None  # default PRESCIENT_HISTORY_KEEP_DAYS (90)
+    dry_run: bool = False
+
+
+@dg.op(description="Thin market history older than the retention window to what replays read.")
+def prune_market_history(context: dg.OpExecutionContext, config: PruneHistory, database: Database):
+    keep = config.keep_days or settings().history_keep_days
+    report = prune_history(database.engine(), keep, dry_run=config.dry_run)
+    context.log.info(f"before {report.cutoff}: {report.snapshots_removed} observations and "
+                     f"{report.refreshes_removed} refreshes {'would go' if config.dry_run else 'removed'}")
+    context.add_output_metadata({
+        "cutoff": dg.MetadataValue.text(report.cutoff.isoformat()),
+        "days": dg.MetadataValue.int(report.days),
+        "snapshots_removed": dg.MetadataValue.int(report.snapshots_removed),
+        "refreshes_removed": dg.MetadataValue.int(report.refreshes_removed),
+        "dry_run": dg.MetadataValue.bool(report.dry_run),
+    })
+
+
+@dg.job(executor_def=dg.in_process_executor, description="Market history retention (`prescient db prune`).")
+def prune_history_job():
+    prune_market_history()
+
+
+prune_history_schedule = dg.ScheduleDefinition(
+    name="prune_history_schedule", job=prune_history_job, cron_schedule="30 3 * * *",
+    execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Daily (03:30 UTC): thin market history older than PRESCIENT_HISTORY_KEEP_DAYS.",
 )
