@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
 import pandas as pd
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from ..db.schema import (
@@ -74,6 +74,10 @@ def _snapshot_one(engine: Engine, portfolio_id: int, name: str, day: date, at: d
             index_elements=["portfolio_id"],
             set_={k: cache.excluded[k] for k in ["calculated_at", *metrics]},
         ))
+        # The portfolio row's drawdown is the same figure (0 before any history), so every
+        # place that shows it agrees.
+        conn.execute(update(portfolios).where(portfolios.c.portfolio_id == portfolio_id)
+                     .values(max_drawdown=metrics["max_drawdown"] or 0))
     return Snapshot(portfolio_id, name, day, totals, daily_return, metrics)
 
 

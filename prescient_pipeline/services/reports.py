@@ -16,7 +16,7 @@ SELECT p.portfolio_id, p.name, p.strategy_type, p.status,
        p.total_fees AS fees,
        coalesce(pos.n, 0) AS open_positions,
        (SELECT count(*) FROM trades t WHERE t.portfolio_id = p.portfolio_id) AS trades,
-       c.win_rate, c.sharpe_ratio AS sharpe, c.sortino_ratio AS sortino, c.max_drawdown,
+       c.win_rate, c.sharpe_ratio AS sharpe, c.sortino_ratio AS sortino, p.max_drawdown,
        c.return_1d, c.return_7d, c.return_30d, c.return_all_time, c.signal_execution_rate,
        p.last_price_update
 FROM portfolios p
