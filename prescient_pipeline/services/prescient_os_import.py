@@ -9,6 +9,7 @@ the same way and writes nothing. The original database is only read.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -100,10 +101,20 @@ def _dec(value) -> Decimal | None:
     return None if value is None else Decimal(str(value))
 
 
+def _config(value) -> dict:
+    """JSONB arrives as a dict; a config kept as JSON text is parsed; anything else is empty."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            return {}
+    return value if isinstance(value, dict) else {}
+
+
 def _old_portfolio(r: dict) -> OldPortfolio:
     return OldPortfolio(
         ref=r["portfolio_id"], name=r["name"], description=r.get("description"),
-        strategy_type=r.get("strategy_type") or "", strategy_config=r.get("strategy_config") or {},
+        strategy_type=r.get("strategy_type") or "", strategy_config=_config(r.get("strategy_config")),
         initial_balance=_dec(r["initial_balance"]), current_balance=_dec(r.get("current_balance")) or ZERO,
         total_profit_loss=_dec(r.get("total_profit_loss")) or ZERO, status=r.get("status") or "active",
         max_positions=r.get("max_positions"), max_position_size=_dec(r.get("max_position_size")),
