@@ -370,8 +370,8 @@ def plan_portfolio(old: OldPortfolio, positions: list[OldPosition], history: lis
         raise ImportProblem(f"portfolio {old.ref} ({old.name}): initial balance {old.initial_balance} is not positive")
     cash = initial - sum((lot.cost for lot in lots), ZERO) + sum((lot.proceeds for lot in lots if lot.closed), ZERO)
     if cash < 0:
-        raise ImportProblem(f"portfolio {old.ref} ({old.name}): its positions cost {initial - cash} more than "
-                            f"its initial balance allows (transfers in are not imported)")
+        raise ImportProblem(f"portfolio {old.ref} ({old.name}): its positions cost {initial - cash} net of "
+                            f"proceeds, more than its initial balance {initial} (transfers in are not imported)")
     held = [(p.state(), p.mark_price()) for p in planned if not p.closed]
     totals = portfolio_totals(cash=cash, initial_balance=initial,
                               realized_pnl=sum((lot.realized for lot in lots), ZERO), positions=held)
