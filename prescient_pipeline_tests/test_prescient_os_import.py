@@ -108,6 +108,16 @@ CREATE TABLE trading_signals (
     executed_at TIMESTAMP,
     trade_id VARCHAR(100)
 );
+CREATE TABLE portfolio_rebalancing_log (
+    id SERIAL PRIMARY KEY,
+    timestamp TIMESTAMP DEFAULT NOW(),
+    from_portfolio_id INTEGER REFERENCES portfolios(portfolio_id),
+    to_portfolio_id INTEGER REFERENCES portfolios(portfolio_id),
+    amount DECIMAL(15, 2) NOT NULL,
+    reason TEXT,
+    executed_by VARCHAR(100),
+    CONSTRAINT positive_amount CHECK (amount > 0)
+);
 CREATE TABLE portfolio_history (
     id SERIAL PRIMARY KEY,
     portfolio_id INTEGER REFERENCES portfolios(portfolio_id) ON DELETE CASCADE,
@@ -127,26 +137,27 @@ CREATE TABLE portfolio_history (
 #      Here: 100 / 0.50 = 200 shares worth 200 * 0.60 = 120, unrealized 120 - 100 = 20.
 #   B  buy_no m2 $200 at 0.40, sold at 0.55 on Jan 11, their realized (0.55 - 0.40) * 200 = 30.
 #      Here: 200 / 0.40 = 500 shares, proceeds 500 * 0.55 = 275, realized 275 - 200 = 75.
-#   Their balance 10000 - 300 + (200 + 30) = 9930, P&L 10, total value 9930 + 10 = 9940.
-#   Here: cash 10000 - 300 + 275 = 9975, positions 120, total 10095 (+155), P&L 75 + 20 = 95 (+85).
+#   Jan 10 12:00 it transfers $100 to portfolio 2.
+#   Their balance 10000 - 100 - 300 + (200 + 30) = 9830, P&L 10, total value 9830 + 10 = 9840.
+#   Here: cash 10000 - 100 - 300 + 275 = 9875, positions 120, total 9995 (+155), P&L 75 + 20 = 95 (+85).
 # Portfolio 2, mean reversion, $5,000, paused:
 #   C  buy_yes m4 $150 at 0.30, settled at 1 on Jan 12, their realized (1 - 0.30) * 150 = 105.
 #      Here: 500 shares, proceeds 500, realized 350.
 #   D  buy_no m5 $60 at 0.80, open, their P&L -6 -> mark 0.70: 75 shares.
 #   E  buy_no m5 $40 at 0.80, open, their P&L -4 -> mark 0.70: 50 shares (one position with D here).
 #      D + E: 125 shares worth 125 * 0.70 = 87.50 on a cost of 100, unrealized -12.50.
-#   Their balance 5000 - 250 + (150 + 105) = 5005, P&L -10, total 4995.
-#   Here: cash 5000 - 250 + 500 = 5250, positions 87.50, total 5337.50 (+342.50),
+#   Their balance 5000 + 100 - 250 + (150 + 105) = 5105, P&L -10, total 5095.
+#   Here: cash 5000 + 100 - 250 + 500 = 5350, positions 87.50, total 5437.50 (+342.50),
 #   P&L 350 - 12.50 = 337.50 (+347.50).
 DATA = """
 INSERT INTO portfolios (name, description, strategy_type, initial_balance, current_balance, total_invested,
                         total_profit_loss, trade_count, status, strategy_config, max_positions, created_at,
                         last_price_update)
-VALUES ('Aggressive Momentum', 'politics and crypto', 'momentum', 10000, 9930, 100, 10, 2, 'active',
+VALUES ('Aggressive Momentum', 'politics and crypto', 'momentum', 10000, 9830, 100, 10, 2, 'active',
         '{"min_liquidity": 50000, "min_volume": 100000, "min_conviction": 0.15,
           "categories": ["politics", "crypto"], "max_positions": 20, "min_confidence": 0.75}',
         20, '2026-01-09 08:00', '2026-01-12 10:00'),
-       ('Conservative Mean Reversion', NULL, 'mean_reversion', 5000, 5005, 100, -10, 3, 'paused',
+       ('Conservative Mean Reversion', NULL, 'mean_reversion', 5000, 5105, 100, -10, 3, 'paused',
         '{"min_liquidity": 10000, "extreme_price_threshold": 0.85, "categories": ["sports"],
           "max_positions": 10}',
         NULL, '2026-01-09 08:00', '2026-01-12 10:00');
@@ -178,13 +189,16 @@ VALUES (1, 'momentum', '2026-01-10 09:00', 'm1', 'Will A?', 'buy_yes', 0.50, 100
        (2, 'mean_reversion', '2026-01-10 09:00', 'm4', 'Will C?', 'hold', 0.30, 150, 0.6, 'no action', false,
         NULL, NULL);
 
+INSERT INTO portfolio_rebalancing_log (timestamp, from_portfolio_id, to_portfolio_id, amount, reason, executed_by)
+VALUES ('2026-01-10 12:00', 1, 2, 100, 'top up', 'manual');
+
 -- Portfolio 1's history, in their figures (total_value = balance + P&L):
---   Jan 10 23:00: A and B held. Balance 9700, invested 300, P&L 15 (A +5, B +10), total 9715.
---   Jan 11 23:00: B sold. Balance 9930, invested 100, P&L 10, total 9940.
+--   Jan 10 23:00: A and B held, $100 sent. Balance 9600, invested 300, P&L 15 (A +5, B +10), total 9615.
+--   Jan 11 23:00: B sold. Balance 9830, invested 100, P&L 10, total 9840.
 INSERT INTO portfolio_history (portfolio_id, snapshot_date, timestamp, balance, total_invested, total_profit_loss,
                                total_value, open_positions, trade_count)
-VALUES (1, '2026-01-10', '2026-01-10 23:00', 9700, 300, 15, 9715, 2, 2),
-       (1, '2026-01-11', '2026-01-11 23:00', 9930, 100, 10, 9940, 1, 2);
+VALUES (1, '2026-01-10', '2026-01-10 23:00', 9600, 300, 15, 9615, 2, 2),
+       (1, '2026-01-11', '2026-01-11 23:00', 9830, 100, 10, 9840, 1, 2);
 """
 
 
@@ -235,9 +249,10 @@ def test_dry_run_reports_the_changes_and_writes_nothing(cli, engine, source_url)
     assert one["portfolio_id"] is None and one["name"] == "Aggressive Momentum"
     figures = ("old_total_value", "new_total_value", "total_value_change", "old_pnl", "new_pnl", "pnl_change",
                "new_cash")
-    assert [_money(one[k]) for k in figures] == [_money(v) for v in ("9940", "10095", "155", "10", "95", "85", "9975")]
+    assert [_money(one[k]) for k in figures] == [_money(v) for v in ("9840", "9995", "155", "10", "95", "85", "9875")]
     assert [_money(two[k]) for k in figures] == [
-        _money(v) for v in ("4995", "5337.50", "342.50", "-10", "337.50", "347.50", "5250")]
+        _money(v) for v in ("5095", "5437.50", "342.50", "-10", "337.50", "347.50", "5350")]
+    assert (_money(one["net_transfers"]), _money(two["net_transfers"])) == (_money("-100"), _money("100"))
     code, text_out, _ = cli("import", "prescient-os", "--url", source_url, "--dry-run")
     assert code == 0 and text_out.startswith("dry run, nothing written: 2 portfolios")
 
@@ -253,7 +268,10 @@ def test_import_recomputes_shares_values_and_balances(cli, engine, source_url):
         # Renamed where the meaning is the same; min_confidence has no counterpart; max_positions is a column.
         assert p1.strategy_config == {"market_min_liquidity": 50000, "market_min_volume": 100000,
                                       "market_min_conviction": 0.15, "categories": ["politics", "crypto"]}
-        assert (p1.current_balance, p1.realized_pnl, p1.unrealized_pnl) == (Decimal("9975"), Decimal("75"), Decimal("20"))
+        assert (p1.current_balance, p1.net_transfers, p1.realized_pnl, p1.unrealized_pnl) == (
+            Decimal("9875"), Decimal("-100"), Decimal("75"), Decimal("20"))
+        moved = conn.execute(text("SELECT from_portfolio_id, to_portfolio_id, amount FROM portfolio_rebalancing_log")).all()
+        assert [tuple(r) for r in moved] == [(one["portfolio_id"], two["portfolio_id"], Decimal("100"))]
         assert p1.max_positions == 20
         positions = conn.execute(text(
             "SELECT market_id, side, shares, cost_basis, current_price, market_value, unrealized_pnl, status, "
@@ -278,25 +296,29 @@ def test_import_recomputes_shares_values_and_balances(cli, engine, source_url):
             "SELECT market_id, executed, trade_id IS NOT NULL FROM trading_signals WHERE portfolio_id = :p "
             "ORDER BY signal_id"), {"p": one["portfolio_id"]}).all()
         assert [tuple(r) for r in signals] == [("m1", True, True), ("m2", True, True), ("m3", False, False)]
-        # History, recomputed: Jan 10 cash 9700; A and B held at a cost of 300 = 700 shares, so their
-        # P&L of 15 is 15 * 700 / 300 = 35 here; total 9700 + 300 + 35 = 10035 (return 0.35%).
-        # Jan 11: cash 9975, A held (cost 100, 200 shares): P&L 10 * 200 / 100 = 20; total 9975 + 120 = 10095,
-        # realized 75 (return 10095 / 10035 - 1).
+        # History, recomputed: Jan 10 cash 10000 - 300 - 100 = 9600; A and B held at a cost of 300 = 700
+        # shares, so their P&L of 15 is 15 * 700 / 300 = 35 here; total 9600 + 300 + 35 = 9935; the
+        # transfer is not a return: (9935 + 100) / 10000 - 1 = 0.35%.
+        # Jan 11: cash 9875, A held (cost 100, 200 shares): P&L 10 * 200 / 100 = 20; total 9875 + 120 = 9995,
+        # realized 75 (return 9995 / 9935 - 1).
         history = conn.execute(text(
             "SELECT snapshot_date, cash, positions_value, total_value, realized_pnl, unrealized_pnl, open_positions, "
+            "net_transfers, "
             "daily_return FROM portfolio_history WHERE portfolio_id = :p ORDER BY snapshot_date"),
             {"p": one["portfolio_id"]}).all()
-        assert [tuple(r)[:7] for r in history] == [
-            (date(2026, 1, 10), Decimal("9700"), Decimal("335"), Decimal("10035"), Decimal("0"), Decimal("35"), 2),
-            (date(2026, 1, 11), Decimal("9975"), Decimal("120"), Decimal("10095"), Decimal("75"), Decimal("20"), 1),
+        assert [tuple(r)[:8] for r in history] == [
+            (date(2026, 1, 10), Decimal("9600"), Decimal("335"), Decimal("9935"), Decimal("0"), Decimal("35"), 2,
+             Decimal("-100")),
+            (date(2026, 1, 11), Decimal("9875"), Decimal("120"), Decimal("9995"), Decimal("75"), Decimal("20"), 1,
+             Decimal("-100")),
         ]
         assert float(history[0].daily_return) == pytest.approx(0.0035)
-        assert float(history[1].daily_return) == pytest.approx(10095 / 10035 - 1)
+        assert float(history[1].daily_return) == pytest.approx(9995 / 9935 - 1)
 
         p2 = conn.execute(text("SELECT * FROM portfolios WHERE portfolio_id = :p"), {"p": two["portfolio_id"]}).one()
         assert (p2.status, p2.max_positions) == ("paused", 10)
         assert p2.strategy_config == {"market_min_liquidity": 10000, "favourite_min_price": 0.85, "categories": ["sports"]}
-        assert (p2.current_balance, p2.realized_pnl, p2.unrealized_pnl) == (Decimal("5250"), Decimal("350"),
+        assert (p2.current_balance, p2.realized_pnl, p2.unrealized_pnl) == (Decimal("5350"), Decimal("350"),
                                                                           Decimal("-12.5"))
         held = conn.execute(text(
             "SELECT market_id, shares, cost_basis, market_value, avg_price FROM portfolio_positions "

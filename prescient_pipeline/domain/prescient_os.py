@@ -11,7 +11,8 @@ What is carried over, and how:
   `price = entry + current_pnl / amount` (the original formula, solved for the price);
 - a closed position's exit price is `exit_price`, or else the one its `realized_pnl` implies;
   an exit at exactly 0 or 1 is a settlement, anything else a sale;
-- cash is recomputed from the positions: `initial - every amount paid + every proceeds`;
+- cash is recomputed from the positions and transfers:
+  `initial + transfers in - transfers out - every amount paid + every proceeds`;
 - open positions of one market and side are one position here (shares and cost added up);
 - a past day's history keeps its cash, cost and realized P&L exact; its unrealized P&L is the
   original figure rescaled by the open positions' shares per dollar of cost (exact for one
@@ -83,6 +84,24 @@ class OldHistory:
     total_invested: Decimal | None
     total_profit_loss: Decimal | None
     total_value: Decimal | None
+
+
+@dataclass(frozen=True)
+class OldTransfer:
+    """A `portfolio_rebalancing_log` row: cash moved between portfolios (None: from or to outside)."""
+
+    ref: Any
+    at: datetime
+    from_ref: int | None
+    to_ref: int | None
+    amount: Decimal
+    reason: str | None = None
+    executed_by: str | None = None
+
+    def signed(self, portfolio_ref: int) -> Decimal:
+        """The change of this portfolio's cash: + received, - sent."""
+        amount = to_money(self.amount)
+        return (amount if self.to_ref == portfolio_ref else ZERO) - (amount if self.from_ref == portfolio_ref else ZERO)
 
 
 @dataclass(frozen=True)
@@ -163,6 +182,7 @@ class PlannedPosition:
 class HistoryRow:
     snapshot_date: date
     timestamp: datetime
+    net_transfers: Decimal
     cash: Decimal
     positions_value: Decimal
     total_value: Decimal
@@ -184,6 +204,8 @@ class PortfolioPlan:
     limits: dict
     positions: list[PlannedPosition]
     history: list[HistoryRow]
+    transfers: list[OldTransfer]
+    net_transfers: Decimal
     cash: Decimal
     realized_pnl: Decimal
     unrealized_pnl: Decimal
@@ -206,7 +228,7 @@ class PortfolioPlan:
     def changes(self) -> dict:
         pnl = self.realized_pnl + self.unrealized_pnl
         return {
-            "old_cash": self.old.current_balance, "new_cash": self.cash,
+            "old_cash": self.old.current_balance, "new_cash": self.cash, "net_transfers": self.net_transfers,
             "old_total_value": self.old_total_value, "new_total_value": self.total_value,
             "total_value_change": self.total_value - self.old_total_value,
             "old_pnl": self.old.total_profit_loss, "new_pnl": pnl,
@@ -318,34 +340,38 @@ def _positions(lots: list[Lot]) -> list[PlannedPosition]:
     return planned
 
 
-def _history(old: OldPortfolio, lots: list[Lot], rows: list[OldHistory]) -> list[HistoryRow]:
+def _history(old: OldPortfolio, lots: list[Lot], transfers: list[OldTransfer],
+             rows: list[OldHistory]) -> list[HistoryRow]:
     result: list[HistoryRow] = []
-    previous = to_money(old.initial_balance)
+    initial = to_money(old.initial_balance)
+    previous_value, previous_transfers = initial, ZERO
     for row in sorted(rows, key=lambda r: r.snapshot_date):
         at = utc(row.timestamp) or datetime.combine(row.snapshot_date, time(23, 59, 59), timezone.utc)
+        moved = sum((t.signed(old.ref) for t in transfers if t.at <= at), ZERO)
         bought = [lot for lot in lots if lot.opened_at <= at]
         closed = [lot for lot in bought if lot.closed and lot.closed_at <= at]
         held = [lot for lot in bought if not (lot.closed and lot.closed_at <= at)]
-        cash = to_money(old.initial_balance) - sum((lot.cost for lot in bought), ZERO) \
-            + sum((lot.proceeds for lot in closed), ZERO)
+        cash = initial + moved - sum((lot.cost for lot in bought), ZERO) + sum((lot.proceeds for lot in closed), ZERO)
         cost = sum((lot.cost for lot in held), ZERO)
         shares = sum((lot.shares for lot in held), ZERO)
         unrealized = to_money(Decimal(row.total_profit_loss or 0) * shares / cost) if cost else ZERO
         positions_value = max(cost + unrealized, ZERO)
         unrealized = positions_value - cost
         total = cash + positions_value
-        trades = len(bought) + len(closed)
+        # As the daily snapshot computes it: a transfer is not a return.
+        flow = moved - previous_transfers
+        daily_return = float((total - flow) / previous_value - 1) if previous_value else None
         result.append(HistoryRow(
-            row.snapshot_date, at, cash, positions_value, total, sum((lot.realized for lot in closed), ZERO),
-            unrealized, len({(lot.old.market_id, lot.side) for lot in held}), trades,
-            float(total / previous - 1) if previous else None, row.total_value,
+            row.snapshot_date, at, moved, cash, positions_value, total, sum((lot.realized for lot in closed), ZERO),
+            unrealized, len({(lot.old.market_id, lot.side) for lot in held}), len(bought) + len(closed),
+            daily_return, row.total_value,
         ))
-        previous = total
+        previous_value, previous_transfers = total, moved
     return result
 
 
 def plan_portfolio(old: OldPortfolio, positions: list[OldPosition], history: list[OldHistory],
-                   name: str | None = None) -> PortfolioPlan:
+                   transfers: list[OldTransfer] = (), name: str | None = None) -> PortfolioPlan:
     """Everything the import writes for one original portfolio, with our figures."""
     strategy = map_strategy(old)
     config, config_limits, notes = map_config(strategy, old.strategy_config)
@@ -368,17 +394,21 @@ def plan_portfolio(old: OldPortfolio, positions: list[OldPosition], history: lis
     initial = to_money(old.initial_balance)
     if initial <= 0:
         raise ImportProblem(f"portfolio {old.ref} ({old.name}): initial balance {old.initial_balance} is not positive")
-    cash = initial - sum((lot.cost for lot in lots), ZERO) + sum((lot.proceeds for lot in lots if lot.closed), ZERO)
+    transfers = [t for t in transfers if old.ref in (t.from_ref, t.to_ref)]
+    moved = sum((t.signed(old.ref) for t in transfers), ZERO)
+    spent = sum((lot.cost for lot in lots), ZERO) - sum((lot.proceeds for lot in lots if lot.closed), ZERO)
+    cash = initial + moved - spent
     if cash < 0:
-        raise ImportProblem(f"portfolio {old.ref} ({old.name}): its positions cost {initial - cash} net of "
-                            f"proceeds, more than its initial balance {initial} (transfers in are not imported)")
+        raise ImportProblem(f"portfolio {old.ref} ({old.name}): its positions cost {spent} net of proceeds, "
+                            f"more than its initial balance {initial} and transfers {moved}")
     held = [(p.state(), p.mark_price()) for p in planned if not p.closed]
-    totals = portfolio_totals(cash=cash, initial_balance=initial,
+    totals = portfolio_totals(cash=cash, initial_balance=initial, net_transfers=moved,
                               realized_pnl=sum((lot.realized for lot in lots), ZERO), positions=held)
     check_balanced(totals)
     return PortfolioPlan(
         old=old, name=name or old.name, strategy_type=strategy, strategy_config=config, status=status,
-        limits=limits, positions=planned, history=_history(old, lots, history), cash=totals.cash,
+        limits=limits, positions=planned, history=_history(old, lots, transfers, history),
+        transfers=transfers, net_transfers=totals.net_transfers, cash=totals.cash,
         realized_pnl=totals.realized_pnl, unrealized_pnl=totals.unrealized_pnl,
         positions_value=totals.positions_value, notes=notes,
     )
@@ -389,6 +419,6 @@ def position_marks(position: PlannedPosition) -> tuple[Decimal, Decimal]:
     return mark(position.state(), position.mark_price())
 
 
-__all__ = ["ImportProblem", "OldPortfolio", "OldPosition", "OldHistory", "Lot", "PlannedPosition",
+__all__ = ["ImportProblem", "OldPortfolio", "OldPosition", "OldHistory", "OldTransfer", "Lot", "PlannedPosition",
            "HistoryRow", "PortfolioPlan", "map_config", "map_strategy", "make_lot", "plan_portfolio",
            "position_marks", "utc"]

@@ -1,7 +1,7 @@
 """`prescient import prescient-os`: read a Prescient OS database, write its portfolios here.
 
-Reads the original's `portfolios`, `portfolio_positions`, `trades`, `trading_signals` and
-`portfolio_history` (the last three may be absent), recomputes every figure with our ledger
+Reads the original's `portfolios`, `portfolio_positions`, `trades`, `trading_signals`,
+`portfolio_history` and `portfolio_rebalancing_log` (all but the first two may be absent), recomputes every figure with our ledger
 rules (domain/prescient_os.py) and writes all portfolios in one transaction: either every
 portfolio arrives with balanced books, or nothing is written. A dry run reads and recomputes
 the same way and writes nothing. The original database is only read.
@@ -18,7 +18,14 @@ from sqlalchemy import Engine, create_engine, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from ..db.schema import portfolio_history, portfolio_positions, portfolios, trades, trading_signals
+from ..db.schema import (
+    portfolio_history,
+    portfolio_positions,
+    portfolio_rebalancing_log,
+    portfolios,
+    trades,
+    trading_signals,
+)
 from ..db.urls import redact, sqlalchemy_url
 from ..domain.accounting import ZERO, check_balanced, to_money, to_price
 from ..domain.prescient_os import (
@@ -27,6 +34,7 @@ from ..domain.prescient_os import (
     OldHistory,
     OldPortfolio,
     OldPosition,
+    OldTransfer,
     PortfolioPlan,
     plan_portfolio,
     position_marks,
@@ -36,7 +44,7 @@ from ..errors import InputError
 from .ledger import refresh_totals
 
 REQUIRED_TABLES = ("portfolios", "portfolio_positions")
-OPTIONAL_TABLES = ("trades", "trading_signals", "portfolio_history")
+OPTIONAL_TABLES = ("trades", "trading_signals", "portfolio_history", "portfolio_rebalancing_log")
 
 
 @dataclass
@@ -46,6 +54,7 @@ class Source:
     history: dict[int, list[OldHistory]] = field(default_factory=lambda: defaultdict(list))
     trades: dict[int, list[dict]] = field(default_factory=lambda: defaultdict(list))
     signals: dict[int, list[dict]] = field(default_factory=lambda: defaultdict(list))
+    transfers: list[OldTransfer] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -90,6 +99,13 @@ def read_source(url: str) -> Source:
                         orphans += 1
                         continue
                     target[row["portfolio_id"]].append(build(row))
+            source.transfers = [
+                OldTransfer(ref=r.get("id"), at=utc(r.get("timestamp")), from_ref=r.get("from_portfolio_id"),
+                            to_ref=r.get("to_portfolio_id"), amount=_dec(r["amount"]), reason=r.get("reason"),
+                            executed_by=r.get("executed_by"))
+                for r in rows("portfolio_rebalancing_log", "id")
+                if r.get("amount") is not None and r.get("timestamp") is not None
+            ]
             if orphans:
                 source.notes.append(f"{orphans} rows belong to no portfolio (portfolio_id is NULL): not imported")
             return source
@@ -153,7 +169,7 @@ def plan_import(engine: Engine, source: Source, name_suffix: str = "") -> list[P
             continue
         try:
             plans.append(plan_portfolio(old, source.positions[old.ref], source.history[old.ref],
-                                        name=f"{old.name}{name_suffix}"))
+                                        source.transfers, name=f"{old.name}{name_suffix}"))
         except ImportProblem as exc:
             problems.append(str(exc) if str(exc).startswith("portfolio ") else f"portfolio {old.ref} ({old.name}): {exc}")
     if problems:
@@ -224,7 +240,7 @@ def _write_plan(conn, plan: PortfolioPlan, source: Source) -> int:
     pid = conn.execute(insert(portfolios).values(
         name=plan.name, description=plan.old.description, strategy_type=plan.strategy_type,
         strategy_config=plan.strategy_config, initial_balance=to_money(plan.old.initial_balance),
-        current_balance=plan.cash, total_invested=sum((p.cost for p in opened), ZERO),
+        current_balance=plan.cash, net_transfers=plan.net_transfers, total_invested=sum((p.cost for p in opened), ZERO),
         realized_pnl=plan.realized_pnl, unrealized_pnl=plan.unrealized_pnl,
         total_profit_loss=plan.realized_pnl + plan.unrealized_pnl, trade_count=len(lots) + len(closed),
         total_trades_executed=len(lots), total_winning_trades=wins, total_losing_trades=len(closed) - wins,
@@ -290,19 +306,28 @@ def _write_plan(conn, plan: PortfolioPlan, source: Source) -> int:
         conn.execute(insert(portfolio_history).values(
             portfolio_id=pid, snapshot_date=row.snapshot_date, timestamp=row.timestamp, cash=row.cash,
             positions_value=row.positions_value, total_value=row.total_value, initial_balance=initial,
-            net_transfers=0, realized_pnl=row.realized_pnl, unrealized_pnl=row.unrealized_pnl, fees=0,
+            net_transfers=row.net_transfers, realized_pnl=row.realized_pnl, unrealized_pnl=row.unrealized_pnl, fees=0,
             open_positions=row.open_positions, trade_count=row.trade_count, daily_return=row.daily_return,
         ))
 
     # The books must balance here exactly as after any cycle.
     totals = refresh_totals(conn, pid)
     check_balanced(totals)
-    cash_from_trades = initial + conn.execute(
+    cash_from_trades = initial + plan.net_transfers + conn.execute(
         text("SELECT coalesce(sum(cash_delta), 0) FROM trades WHERE portfolio_id = :p"), {"p": pid}).scalar_one()
     if cash_from_trades != totals.cash or totals.total_value != plan.total_value:
         raise RuntimeError(f"imported portfolio {plan.name!r} does not balance: cash {totals.cash}, "
                            f"from trades {cash_from_trades}")
     return pid
+
+
+def _write_transfers(conn, transfers: list[OldTransfer], ids: dict[int, int]) -> None:
+    """The transfer log, once per transfer, between the portfolios' new ids."""
+    rows = [dict(timestamp=t.at, from_portfolio_id=ids.get(t.from_ref), to_portfolio_id=ids.get(t.to_ref),
+                 amount=to_money(t.amount), reason=t.reason, executed_by=t.executed_by or "manual")
+            for t in transfers if ids.get(t.from_ref) or ids.get(t.to_ref)]
+    if rows:
+        conn.execute(insert(portfolio_rebalancing_log), rows)
 
 
 def import_prescient_os(engine: Engine, url: str, *, dry_run: bool = False, name_suffix: str = "") -> dict:
@@ -317,6 +342,7 @@ def import_prescient_os(engine: Engine, url: str, *, dry_run: bool = False, name
         with engine.begin() as conn:
             for plan in plans:
                 ids[plan.old.ref] = _write_plan(conn, plan, source)
+            _write_transfers(conn, source.transfers, ids)
     return {
         "dry_run": dry_run,
         "notes": source.notes,
