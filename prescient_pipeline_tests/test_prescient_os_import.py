@@ -314,6 +314,11 @@ def test_import_recomputes_shares_values_and_balances(cli, engine, source_url):
         ]
         assert float(history[0].daily_return) == pytest.approx(0.0035)
         assert float(history[1].daily_return) == pytest.approx(9995 / 9935 - 1)
+        # Metrics from that history: values 10000 (start) -> 9935 -> 9995 net of the transfer, the worst
+        # fall from a peak is (9935 + 100) / 10000 - 1 = +0.35%: no drawdown; one round trip (B), a win.
+        cache = conn.execute(text("SELECT days, max_drawdown, win_rate, round_trips FROM portfolio_performance_cache "
+                                  "WHERE portfolio_id = :p"), {"p": one["portfolio_id"]}).one()
+        assert (cache.days, cache.max_drawdown, cache.win_rate, cache.round_trips) == (2, 0, 1, 1)
 
         p2 = conn.execute(text("SELECT * FROM portfolios WHERE portfolio_id = :p"), {"p": two["portfolio_id"]}).one()
         assert (p2.status, p2.max_positions) == ("paused", 10)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from decimal import Decimal
 
 from sqlalchemy import Engine, create_engine, insert, select, text, update
@@ -41,6 +42,7 @@ from ..domain.prescient_os import (
     utc,
 )
 from ..errors import InputError
+from .history import store_performance
 from .ledger import refresh_totals
 
 REQUIRED_TABLES = ("portfolios", "portfolio_positions")
@@ -318,6 +320,8 @@ def _write_plan(conn, plan: PortfolioPlan, source: Source) -> int:
     if cash_from_trades != totals.cash or totals.total_value != plan.total_value:
         raise RuntimeError(f"imported portfolio {plan.name!r} does not balance: cash {totals.cash}, "
                            f"from trades {cash_from_trades}")
+    # Metrics from the imported history, as the daily snapshot computes them.
+    store_performance(conn, pid, totals, plan.history[-1].timestamp if plan.history else datetime.now(timezone.utc))
     return pid
 
 
