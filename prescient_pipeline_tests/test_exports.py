@@ -45,7 +45,7 @@ def ledger(engine):
         conn.execute(insert(schema.events).values(event_id="e1", title="Event", tags=["politics", "us"]))
         conn.execute(insert(schema.markets).values(
             market_id="m1", event_id="e1", question="Will it?", tags=["politics"], outcomes=["Yes", "No"],
-            outcome_prices=["0.6", "0.4"], clob_token_ids=["111", "222"], yes_price=Decimal("0.6"),
+            outcome_prices=["0.6", "0.4"], clob_token_ids=["111", "222"], yes_price=Decimal("0.6"), best_bid=0,
             bids=[[0.59, 100.0]], asks=[[0.61, 50.0]], active=True, closed=False))
         conn.execute(insert(schema.market_snapshots).values(
             market_id="m1", ts=T0, yes_price=Decimal("0.6"), bids=[[0.59, 100.0]]))
@@ -106,6 +106,7 @@ def test_csv_export_writes_every_table_with_typed_columns(cli, ledger, tmp_path)
     assert json.loads(markets[0]["tags"]) == ["politics"]
     assert json.loads(markets[0]["bids"]) == [[0.59, 100.0]]
     assert json.loads(markets[0]["clob_token_ids"]) == ["111", "222"]
+    assert (markets[0]["yes_price"], markets[0]["best_bid"]) == ("0.60000000", "0.00000000")  # never "0E-8"
 
     trades = pd.read_csv(out / "trades.csv")
     assert trades["trade_id"].dtype == "int64" and trades["position_id"].dtype == "int64"

@@ -84,6 +84,8 @@ def _csv_text(column) -> Callable[[Any], str]:
         return lambda v: "" if v is None else v.isoformat()
     if isinstance(kind, types.Boolean):
         return lambda v: "" if v is None else ("true" if v else "false")
+    if isinstance(kind, types.Numeric):  # positional, never "0E-8"
+        return lambda v: "" if v is None else format(v, "f")
     return lambda v: "" if v is None else str(v)
 
 
