@@ -51,3 +51,13 @@ def test_spending_more_than_the_balance_stops_the_import():
                        status="active")
     with pytest.raises(ImportProblem, match="50"):
         plan_portfolio(old, [position()], [])
+
+
+def test_limits_from_config_are_checked():
+    old = OldPortfolio(ref=1, name="p", description=None, strategy_type="momentum",
+                       strategy_config={"max_positions": 7.5, "max_position_size": "250"},
+                       initial_balance=Decimal("500"), current_balance=Decimal("500"), total_profit_loss=Decimal("0"),
+                       status="active")
+    plan = plan_portfolio(old, [], [])
+    assert plan.limits == {"max_positions": None, "max_position_size": Decimal("250"), "max_total_exposure": None}
+    assert any("7.5" in n for n in plan.notes)

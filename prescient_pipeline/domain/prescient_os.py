@@ -370,6 +370,25 @@ def _history(old: OldPortfolio, lots: list[Lot], transfers: list[OldTransfer],
     return result
 
 
+def _limit(key: str, value: Any, notes: list[str]) -> Any:
+    """A risk limit as our column holds it (a positive whole count or dollar amount), or None."""
+    if value is None:
+        return None
+    try:
+        number = Decimal(str(value))
+        if not number.is_finite() or number <= 0:
+            raise ValueError
+        if key == "max_positions":
+            if number != number.to_integral_value():
+                raise ValueError
+            return int(number)
+        return to_money(number)
+    except (ArithmeticError, ValueError):
+        notes.append(f"limit {key} = {value!r} is not a positive {'whole number' if key == 'max_positions' else 'amount'}: "
+                     f"dropped")
+        return None
+
+
 def plan_portfolio(old: OldPortfolio, positions: list[OldPosition], history: list[OldHistory],
                    transfers: list[OldTransfer] = (), name: str | None = None) -> PortfolioPlan:
     """Everything the import writes for one original portfolio, with our figures."""
@@ -386,6 +405,8 @@ def plan_portfolio(old: OldPortfolio, positions: list[OldPosition], history: lis
             notes.append(f"config key {key!r} is the portfolio's {key} limit here")
         else:
             notes.append(f"config key {key!r} dropped: the portfolio's own {key} ({limits[key]}) applies")
+    for key, value in list(limits.items()):
+        limits[key] = _limit(key, value, notes)
     lots = [make_lot(p, notes) for p in positions]
     planned = _positions(lots)
     merged = sum(len(p.lots) - 1 for p in planned)
