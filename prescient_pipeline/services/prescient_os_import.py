@@ -1,8 +1,9 @@
 """`prescient import prescient-os`: read a Prescient OS database, write its portfolios here.
 
 Reads the original's `portfolios`, `portfolio_positions`, `trades`, `trading_signals`,
-`portfolio_history` and `portfolio_rebalancing_log` (all but the first two may be absent), recomputes every figure with our ledger
-rules (domain/prescient_os.py) and writes all portfolios in one transaction: either every
+`portfolio_history` and `portfolio_rebalancing_log` (all but the first two may be absent),
+recomputes every figure with our ledger rules (domain/prescient_os.py) and writes all
+portfolios, and the transfers between them, in one transaction: either every
 portfolio arrives with balanced books, or nothing is written. A dry run reads and recomputes
 the same way and writes nothing. The original database is only read.
 """
