@@ -127,11 +127,11 @@ def _show(args) -> Output:
         positions = open_position_rows(conn, row["portfolio_id"])
     cols = ["market_id", "side", "shares", "avg_price", "cost_basis", "current_price", "market_value", "unrealized_pnl"]
     text = _one(row, f"portfolio {row['portfolio_id']}: {row['name']}").text
-    text += "\n\n" + _config_text(row)
+    effective = _effective_config(row)
+    text += "\n\n" + _config_text(row, effective)
     text += "\n\nopen positions\n" + (
         tabulate([[p[c] for c in cols] for p in positions], headers=cols) if positions else "none"
     )
-    effective = _effective_config(row)
     return Output({**row, "effective_config": effective, "positions": positions}, text)
 
 
@@ -142,7 +142,7 @@ def _update(args) -> Output:
         raise InputError("--replace-config needs --config (use --config '{}' --replace-config to clear it)")
     row = svc.update_portfolio(_engine(), args.portfolio_id, changes, replace_config=args.replace_config)
     out = _one(row, f"updated portfolio {row['portfolio_id']}")
-    out.text += "\n" + _config_text(row)
+    out.text += "\n" + _config_text(row, _effective_config(row))
     return out
 
 
@@ -157,10 +157,9 @@ def _effective_config(row: dict) -> dict | None:
         return None
 
 
-def _config_text(row: dict) -> str:
+def _config_text(row: dict, effective: dict | None) -> str:
     """The stored overrides, then every key in effect (strategy defaults overlaid by them)."""
     overrides = row["strategy_config"] or {}
-    effective = _effective_config(row)
     lines = ["strategy config (set on this portfolio): " + (json.dumps(overrides, sort_keys=True) if overrides
                                                             else "none, all defaults")]
     if effective is None:
