@@ -29,6 +29,7 @@ from ..polymarket.simulator.server import SimulatorServer
 from ..polymarket.simulator.universe import Universe
 from ..polymarket.client import PolymarketClient
 from ..services import reports
+from ..services.exports import export_tables
 from ..services.prices import update_prices
 from ..services.examples import EXAMPLE_NAMES, create_examples
 from ..services.portfolios import list_portfolios
@@ -157,6 +158,6 @@ def run_demo(instance, engine: Engine, *, days: int, seed: int, events: int, pri
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
-    exports = reports.export_csv(engine, exports_dir)
+    exports = {name: info["path"] for name, info in export_tables(engine, exports_dir).items()}
     return DemoResult(days, start, end, time.perf_counter() - began, reports.report(engine), exports, runs,
                       price_updates)
