@@ -30,6 +30,13 @@ def is_partition(table_name: str) -> bool:
     return bool(_NAME.match(table_name or ""))
 
 
+def compared_by_alembic(name, type_, parent_names) -> bool:
+    """Alembic's `include_name`: a day's partition (and its indexes) is data, not schema."""
+    if type_ == "table":
+        return not is_partition(name)
+    return not is_partition((parent_names or {}).get("table_name"))
+
+
 def existing_days(conn) -> set[date]:
     names = conn.execute(text(
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
