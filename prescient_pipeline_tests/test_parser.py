@@ -219,6 +219,17 @@ def test_a_typical_market_row():
         "start_date": datetime(2025, 10, 1, 12, 0, 0, 123000, tzinfo=UTC),
         "end_date": datetime(2025, 12, 31, 12, tzinfo=UTC),
         "closed_time": datetime(2025, 10, 22, 17, 2, 54, tzinfo=UTC),
+        # No `version`: a V1 market. Nothing said about rules or fees: unknown, not zero.
+        "protocol_version": "v1",
+        "tick_size": None,
+        "min_order_size": None,
+        "fees_enabled": None,
+        "fee_rate": None,
+        "fee_exponent": None,
+        "fee_taker_only": None,
+        "neg_risk_other": False,
+        "bids": None,
+        "asks": None,
     }
     assert type(row["volume_24hr"]) is float
 
@@ -411,6 +422,7 @@ def test_event_row_and_market_inheritance():
         "archived": False,
         "neg_risk": True,
         "neg_risk_market_id": "0xneg",
+        "neg_risk_augmented": False,
         "start_date": datetime(2025, 10, 1, tzinfo=UTC),
         "end_date": datetime(2025, 12, 31, tzinfo=UTC),
         "liquidity": 184534.74667,

@@ -1,0 +1,56 @@
+"""Order books as market observations: a CLOB book becomes a `clob` row of current state and
+history (prices, the top levels of each side, the market's rules), for the price update and for
+the markets about to be traded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timezone
+
+from sqlalchemy import Engine, text
+
+from ..polymarket.client import Book, PolymarketClient
+from .market_store import write_market_updates
+
+CLOB = "clob"
+
+
+def book_row(market_id: str, book: Book | None) -> dict | None:
+    """The observation a YES book makes of its market; None without both a bid and an ask."""
+    if book is None or book.best_bid is None or book.best_ask is None:
+        return None
+    mid = (book.best_bid + book.best_ask) / 2
+    return {
+        "market_id": market_id,
+        "yes_price": mid,
+        "no_price": 1 - mid,
+        "best_bid": book.best_bid,
+        "best_ask": book.best_ask,
+        "last_trade_price": book.last_trade_price,
+        "tick_size": book.tick_size,
+        "min_order_size": book.min_order_size,
+        "bids": [[price, size] for price, size in book.bids],
+        "asks": [[price, size] for price, size in book.asks],
+    }
+
+
+def fetch_books_for(engine: Engine, client: PolymarketClient, market_ids: Iterable[str]) -> int:
+    """Fetch the YES books of these markets (one batch POST /books per chunk) and record them, so
+    execution walks a fresh book; returns the number of markets observed. Closed or unknown
+    markets, and books without both sides, are left as they were."""
+    wanted = sorted(set(market_ids))
+    if not wanted:
+        return 0
+    with engine.connect() as conn:
+        tokens = dict(conn.execute(text(
+            "SELECT yes_token_id, market_id FROM markets "
+            "WHERE market_id = ANY(:ids) AND yes_token_id IS NOT NULL AND closed IS NOT TRUE"
+        ), {"ids": wanted}).all())
+    if not tokens:
+        return 0
+    books = client.fetch_books(list(tokens))
+    observed_at = client.observed_at or datetime.now(timezone.utc)
+    rows = [row for token, market_id in tokens.items() if (row := book_row(market_id, books.get(token)))]
+    with engine.begin() as conn:
+        return write_market_updates(conn, rows, observed_at, CLOB)
