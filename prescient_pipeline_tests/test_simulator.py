@@ -509,3 +509,129 @@ def test_five_thousand_events_generate_advance_and_page_quickly():
     last = universe.gamma_events(closed=False, limit=100, offset=4_900)
     assert len(first) == 100 and 1 <= len(last) <= 100
     assert universe.gamma_events(closed=False, limit=100, offset=5_000) == []
+
+
+# --- venue rules, fees, protocol versions, augmented negRisk -----------------------------------------
+
+
+def test_a_mix_of_v1_and_v2_markets_whose_ids_reach_their_books(universe):
+    markets = _markets(_all_events(universe))
+    versions = [m.get("version") for m in markets]
+    assert {"v1", "v2", None} == set(versions)  # V1 sometimes sends no version at all
+    assert 0.2 < versions.count("v2") / len(markets) < 0.4
+    for market in markets:
+        if market.get("version") == "v2":
+            assert isinstance(market["positionIds"], list) and "clobTokenIds" not in market
+        else:
+            assert "positionIds" not in market
+        yes, no = _tokens(market)
+        assert universe.book(yes)["asset_id"] == yes and universe.book(no)["asset_id"] == no
+    # Gamma's token filter finds V2 markets by their position ids too.
+    v2 = next(m for m in markets if m.get("version") == "v2")
+    assert [m["id"] for m in universe.gamma_markets(clob_token_ids=[v2["positionIds"][1]])] == [v2["id"]]
+
+
+def test_books_have_several_levels_some_thin_and_sizes_respect_the_minimum(universe):
+    depths, level_counts = [], []
+    for market in _markets(_all_events(universe))[:300]:
+        book = universe.book(_tokens(market)[0])
+        assert book["min_order_size"] == str(market["orderMinSize"])
+        assert float(book["tick_size"]) == market["orderPriceMinTickSize"]
+        sizes = [float(level["size"]) for level in book["bids"] + book["asks"]]
+        assert min(sizes) >= market["orderMinSize"]
+        level_counts.append(max(len(book["bids"]), len(book["asks"])))
+        depths.append(sum(float(level["size"]) for level in book["asks"]))
+    assert min(level_counts) >= 1 and max(level_counts) >= 10 and len(set(level_counts)) > 5
+    # Thin books: a $100 buy at the asks could not fill; most books hold thousands of shares.
+    assert 0.05 < np.mean(np.array(depths) < 100) < 0.3
+    assert np.median(depths) > 1_000
+
+
+def test_the_tick_drops_to_a_thousandth_near_zero_and_one(universe):
+    markets = _markets(_all_events(universe))
+    extreme = [m for m in markets if not 0.04 <= _prices(m)[0] <= 0.96]
+    middle = [m for m in markets if 0.1 <= _prices(m)[0] <= 0.9]
+    assert extreme and all(m["orderPriceMinTickSize"] == 0.001 for m in extreme)
+    assert {m["orderPriceMinTickSize"] for m in middle} == {0.01, 0.001}
+    for market in extreme[:20] + middle[:20]:
+        book = universe.book(_tokens(market)[0])
+        tick = float(book["tick_size"])
+        for level in book["bids"] + book["asks"]:
+            assert round(float(level["price"]) / tick, 6) == round(float(level["price"]) / tick)
+
+
+def _category(event: dict) -> str:
+    return event["tags"][0]["slug"]
+
+
+def test_fee_schedules_on_crypto_and_sports_and_none_elsewhere(universe):
+    seen = set()
+    for event in _all_events(universe):
+        for market in event["markets"]:
+            category, schedule = _category(event), market.get("feeSchedule")
+            if category in ("crypto", "sports"):
+                assert market["feesEnabled"] is True
+                if schedule is None:  # enabled without parameters, as some real markets are
+                    seen.add((category, None))
+                    continue
+                assert schedule["takerOnly"] is True
+                seen.add((category, schedule["rate"], schedule["exponent"]))
+            else:
+                assert market["feesEnabled"] is False and schedule is None and market["feeType"] is None
+    assert seen == {("crypto", 0.07, 1), ("crypto", 0.25, 2), ("sports", 0.03, 1), ("crypto", None), ("sports", None)}
+
+
+def test_clob_market_info_gives_rules_and_fee_details(universe):
+    by_kind = {}
+    for market in _markets(_all_events(universe)):
+        info = universe.clob_market_info(market["conditionId"])
+        assert (info["mos"], info["mts"]) == (market["orderMinSize"], market["orderPriceMinTickSize"])
+        schedule = market.get("feeSchedule")
+        if schedule is not None:
+            assert info["fd"] == {"r": schedule["rate"], "e": schedule["exponent"], "to": True}
+        elif market["feesEnabled"]:
+            assert "fd" not in info
+        else:
+            assert info["fd"]["r"] == 0
+        by_kind[market["feesEnabled"], schedule is None] = True
+    assert len(by_kind) == 3
+    assert universe.clob_market_info("0x00") is None
+
+
+def test_augmented_neg_risk_events_list_placeholders_and_an_other(universe):
+    events = _all_events(universe)
+    augmented = [e for e in events if e["negRiskAugmented"]]
+    assert 5 <= len(augmented) < len([e for e in events if e["negRisk"]])
+    for event in augmented:
+        assert event["enableNegRisk"] is True and _category(event) in ("politics", "sports", "pop-culture", "tech", "geopolitics")
+        *named, other = event["markets"]
+        placeholders = [m for m in named if not m["active"]]
+        assert 1 <= len(placeholders) <= 2 and named[-len(placeholders):] == placeholders
+        assert other["negRiskOther"] is True and other["groupItemTitle"] == "Other"
+        assert "another" in other["question"] and other["active"] and "outcomePrices" in other
+        for letter, placeholder in zip("AB", placeholders):
+            assert f"Person {letter}" in placeholder["question"] and placeholder["negRiskOther"] is False
+            assert "outcomePrices" not in placeholder and "groupItemTitle" not in placeholder
+            assert placeholder["acceptingOrders"] is False and universe.book(_tokens(placeholder)[0]) is None
+        assert all(m["negRiskOther"] is False for m in named)
+    plain = [e for e in events if e["negRisk"] and not e["negRiskAugmented"]]
+    assert all(m["active"] and not m["negRiskOther"] for e in plain for m in e["markets"])
+
+
+
+def test_a_placeholder_never_wins_other_does_in_its_place():
+    universe = Universe(seed=11, events=300, start=START)
+    universe.advance(20 * 1440)
+    closed = [e for e in _all_events(universe, closed=True) if e["negRiskAugmented"]]
+    assert closed
+    for event in closed:
+        winners = [m for m in event["markets"] if m["outcomePrices"] == '["1", "0"]']
+        assert len(winners) == 1 and "Person " not in winners[0]["question"]
+
+
+def test_clob_market_info_over_http(server):
+    market = _get(server, "/markets", limit=1).json()[0]
+    info = _get(server, f"/clob-markets/{market['conditionId']}").json()
+    assert info["condition_id"] == market["conditionId"] and info["mos"] == market["orderMinSize"]
+    missing = _get(server, "/clob-markets/0x00")
+    assert missing.status_code == 404 and "not found" in missing.json()["error"]
