@@ -73,7 +73,7 @@ def _snapshots_of_updates_sql(source_rows: str, given: Sequence[str]) -> str:
         return f"m.{column}" if column in RULE_COLUMNS else "NULL"
 
     return (f"INSERT INTO market_snapshots ({', '.join(SNAPSHOT_COLUMNS)}) "
-            f"SELECT {', '.join(value(c) for c in SNAPSHOT_COLUMNS)} FROM {source_rows} "
+            f"SELECT {', '.join(value(c) for c in SNAPSHOT_COLUMNS)} FROM {source_rows} s "
             "JOIN markets m ON m.market_id = s.market_id")
 
 
@@ -145,21 +145,20 @@ def write_market_updates(conn, markets: list[dict], observed_at: datetime, sourc
     )
     if set(columns) <= _BOOK_COLUMN_TYPES.keys():
         arrays = ", ".join(f"CAST(:{c} AS {_BOOK_COLUMN_TYPES[c]}[])" for c in columns)
-        source_rows = f"unnest({arrays}) AS s({', '.join(columns)})"
+        source_rows = f"unnest({arrays}) AS u({', '.join(columns)})"
         params = {c: [_array_value(c, m.get(c)) for m in markets] for c in columns}
     else:  # whole Gamma markets: many columns of many types, staged with COPY
-        source_rows, params = f"{stage(conn, 'markets', columns, markets)} s", {}
-    snapshots = conn.execute(
-        text(_snapshots_of_updates_sql(source_rows, columns)),
-        {"ts": observed_at, "source": source, **params},
-    ).rowcount
+        source_rows, params = stage(conn, "markets", columns, markets), {}
+    # One statement: the rows (books of hundreds of levels) are sent and decoded once, and the
+    # snapshots read the market's rules as they were before this update.
     # As in a refresh, the current state is the latest observation: an older one only adds history.
-    conn.execute(
-        text(f"UPDATE markets m SET {updates}, updated_at = :ts FROM {source_rows} "
-             "WHERE m.market_id = s.market_id AND m.updated_at <= :ts"),
-        {"ts": observed_at, **params},
-    )
-    return snapshots
+    return conn.execute(text(
+        f"WITH s AS MATERIALIZED (SELECT * FROM {source_rows}), "
+        f"snapshots AS ({_snapshots_of_updates_sql('s', columns)} RETURNING 1), "
+        f"current AS (UPDATE markets m SET {updates}, updated_at = :ts FROM s "
+        "WHERE m.market_id = s.market_id AND m.updated_at <= :ts RETURNING 1) "
+        "SELECT count(*) FROM snapshots"
+    ), {"ts": observed_at, "source": source, **params}).scalar_one()
 
 
 # The universe as of a time: the markets of the latest full refresh at or before it, each with
