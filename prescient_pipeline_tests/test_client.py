@@ -405,3 +405,14 @@ def test_rate_limiter_is_shared_safely_between_threads():
     assert len(stamps) == 12
     # No 0.5 s window ever saw more than 4 calls.
     assert all(stamps[i + 4] - stamps[i] >= 0.49 for i in range(len(stamps) - 4))
+
+
+def test_clob_market_info_of_a_known_and_an_unknown_market():
+    from prescient_pipeline.polymarket.simulator import SimulatorServer, Universe
+
+    universe = Universe(seed=3, events=20, start=datetime(2026, 3, 2, tzinfo=timezone.utc))
+    condition = universe.gamma_markets(limit=1)[0]["conditionId"]
+    with SimulatorServer(universe) as server, PolymarketClient(server.url, server.url, retries=0) as client:
+        info = client.fetch_market_info(condition)
+        assert info == universe.clob_market_info(condition) and set(info) == {"condition_id", "mos", "mts", "fd"}
+        assert client.fetch_market_info("0x00") is None

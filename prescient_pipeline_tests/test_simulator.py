@@ -582,19 +582,20 @@ def test_fee_schedules_on_crypto_and_sports_and_none_elsewhere(universe):
 
 
 def test_clob_market_info_gives_rules_and_fee_details(universe):
-    by_kind = {}
+    rates = {"crypto_fees_v2": (0.07, 1), "crypto_fees": (0.25, 2), "sports_fees_v2": (0.03, 1)}
+    by_kind = set()
     for market in _markets(_all_events(universe)):
         info = universe.clob_market_info(market["conditionId"])
         assert (info["mos"], info["mts"]) == (market["orderMinSize"], market["orderPriceMinTickSize"])
         schedule = market.get("feeSchedule")
         if schedule is not None:
             assert info["fd"] == {"r": schedule["rate"], "e": schedule["exponent"], "to": True}
-        elif market["feesEnabled"]:
-            assert "fd" not in info
+        elif market["feesEnabled"]:  # Gamma gave no schedule: the CLOB states it, by fee type
+            assert (info["fd"]["r"], info["fd"]["e"]) == rates[market["feeType"]]
         else:
             assert info["fd"]["r"] == 0
-        by_kind[market["feesEnabled"], schedule is None] = True
-    assert len(by_kind) == 3
+        by_kind.add((market["feesEnabled"], schedule is None))
+    assert by_kind == {(True, True), (True, False), (False, True)}
     assert universe.clob_market_info("0x00") is None
 
 

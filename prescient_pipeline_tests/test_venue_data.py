@@ -130,3 +130,28 @@ def test_the_universe_flags_augmented_events_and_their_other_outcomes(engine):
     assert frame.loc["8102", "neg_risk_augmented"] and frame.loc["8102", "neg_risk_other"]
     assert not frame.loc["8201", "neg_risk_augmented"] and not frame.loc["8201", "neg_risk_other"]
     assert json.loads(json.dumps(frame["neg_risk_other"].tolist())) == [False, True, False]
+
+
+def test_books_before_trading_ask_the_clob_for_fees_gamma_did_not_state(engine):
+    universe = Universe(seed=7, events=150, start=START)
+    with SimulatorServer(universe) as server, PolymarketClient(server.url, server.url, retries=0) as client:
+        refresh_markets(engine, client)
+        unknown = rows(engine, "SELECT market_id, condition_id FROM markets WHERE fees_enabled AND fee_rate IS NULL "
+                               "ORDER BY market_id")
+        known = rows(engine, "SELECT market_id FROM markets WHERE fees_enabled AND fee_rate IS NOT NULL "
+                             "ORDER BY market_id LIMIT 1")
+        assert unknown and known
+        universe.advance(5)
+        chosen = [unknown[0].market_id, known[0].market_id]
+        assert fetch_books_for(engine, client, chosen + ["no-such-market"]) == 2
+        stated = universe.clob_market_info(unknown[0].condition_id)["fd"]  # what the CLOB says
+    (market,) = rows(engine, "SELECT * FROM markets WHERE market_id = :m", m=unknown[0].market_id)
+    assert (market.fees_enabled, float(market.fee_rate), float(market.fee_exponent)) == (True, stated["r"], stated["e"])
+    (snapshot,) = rows(engine, "SELECT * FROM market_snapshots WHERE market_id = :m AND source = 'clob'",
+                       m=unknown[0].market_id)
+    assert (float(snapshot.fee_rate), snapshot.bids is not None) == (stated["r"], True)
+    # The market whose schedule Gamma gave keeps it; its book observation carries it over.
+    (other,) = rows(engine, "SELECT fee_rate FROM market_snapshots WHERE market_id = :m ORDER BY ts", m=known[0].market_id)[-1:]
+    (gamma,) = rows(engine, "SELECT fee_rate FROM market_snapshots WHERE market_id = :m AND source = 'gamma'",
+                    m=known[0].market_id)
+    assert other.fee_rate == gamma.fee_rate is not None

@@ -326,6 +326,19 @@ class PolymarketClient:
                     books[str(raw["asset_id"])] = _top_of_book(raw)
         return books
 
+    def fetch_market_info(self, condition_id: str) -> dict | None:
+        """CLOB market info (`GET /clob-markets/{condition_id}`): minimum order size `mos`, tick
+        `mts` and fee details `fd` {r, e, to}; None for a market the CLOB does not know."""
+        try:
+            payload = self._request("clob", "GET", f"/clob-markets/{condition_id}")
+        except PolymarketError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        if not isinstance(payload, dict):
+            raise _shape_error("clob", "GET", "/clob-markets/{condition_id}", "a JSON object", payload)
+        return payload
+
     def fetch_midpoints(self, token_ids: Sequence[str], chunk_size: int = 500) -> dict[str, float]:
         mids: dict[str, float] = {}
         for payload in self._post_token_batches("/midpoints", token_ids, chunk_size, dict, "a JSON object"):

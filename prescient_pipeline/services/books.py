@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from sqlalchemy import Engine, text
 
 from ..polymarket.client import Book, PolymarketClient
+from ..polymarket.parser import FEE_COLUMNS, clob_fee_parameters
 from .market_store import write_market_updates
 
 CLOB = "clob"
@@ -38,19 +39,33 @@ def book_row(market_id: str, book: Book | None) -> dict | None:
 def fetch_books_for(engine: Engine, client: PolymarketClient, market_ids: Iterable[str]) -> int:
     """Fetch the YES books of these markets (one batch POST /books per chunk) and record them, so
     execution walks a fresh book; returns the number of markets observed. Closed or unknown
-    markets, and books without both sides, are left as they were."""
+    markets, and books without both sides, are left as they were.
+
+    A market whose fees are enabled but whose parameters Gamma did not give is asked the CLOB's
+    market info (one request each: only the few markets about to be traded), so the fill is
+    charged the rate the venue states rather than a default."""
     wanted = sorted(set(market_ids))
     if not wanted:
         return 0
     with engine.connect() as conn:
-        tokens = dict(conn.execute(text(
-            "SELECT yes_token_id, market_id FROM markets "
-            "WHERE market_id = ANY(:ids) AND yes_token_id IS NOT NULL AND closed IS NOT TRUE"
-        ), {"ids": wanted}).all())
-    if not tokens:
+        markets = conn.execute(text(
+            "SELECT market_id, yes_token_id, condition_id, fees_enabled IS TRUE AND fee_rate IS NULL AS fees_unknown "
+            "FROM markets WHERE market_id = ANY(:ids) AND yes_token_id IS NOT NULL AND closed IS NOT TRUE"
+        ), {"ids": wanted}).all()
+    if not markets:
         return 0
-    books = client.fetch_books(list(tokens))
+    books = client.fetch_books([m.yes_token_id for m in markets])
     observed_at = client.observed_at or datetime.now(timezone.utc)
-    rows = [row for token, market_id in tokens.items() if (row := book_row(market_id, books.get(token)))]
+    rows = []
+    for market in markets:
+        row = book_row(market.market_id, books.get(market.yes_token_id))
+        if row is None:
+            continue
+        fees = dict.fromkeys(FEE_COLUMNS)  # None: the market keeps what it has
+        if market.fees_unknown and market.condition_id:
+            stated = clob_fee_parameters(client.fetch_market_info(market.condition_id) or {})
+            if stated["fee_rate"] is not None:
+                fees = stated
+        rows.append({**row, **fees})
     with engine.begin() as conn:
         return write_market_updates(conn, rows, observed_at, CLOB)

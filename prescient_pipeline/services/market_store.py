@@ -121,9 +121,13 @@ def write_refresh(engine: Engine, events: list[dict], markets: list[dict], obser
 # goes through arrays in one statement, without a staging table's catalog work every 5 minutes.
 _BOOK_COLUMN_TYPES = {"market_id": "text", "yes_price": "numeric", "no_price": "numeric",
                       "best_bid": "numeric", "best_ask": "numeric", "last_trade_price": "numeric",
-                      "tick_size": "numeric", "min_order_size": "numeric", "bids": "jsonb", "asks": "jsonb"}
-# A book states the market's rules: where it states none, the market keeps those it has.
-_KEPT_WHEN_ABSENT = ("tick_size", "min_order_size", "last_trade_price")
+                      "tick_size": "numeric", "min_order_size": "numeric", "bids": "jsonb", "asks": "jsonb",
+                      "fees_enabled": "boolean", "fee_rate": "numeric", "fee_exponent": "numeric",
+                      "fee_taker_only": "boolean"}
+# A book (or the CLOB's market info) states the market's rules: where it states none, the market
+# keeps those it has.
+_KEPT_WHEN_ABSENT = ("tick_size", "min_order_size", "last_trade_price",
+                     "fees_enabled", "fee_rate", "fee_exponent", "fee_taker_only")
 
 
 def _array_value(column: str, value):

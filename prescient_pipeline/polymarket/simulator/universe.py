@@ -71,14 +71,13 @@ NAMED_LEG_CATEGORIES = ("politics", "sports", "culture", "tech", "geopolitics")
 NAMED, OTHER, PLACEHOLDER = 0, 1, 2
 OTHER_NAMES = {"politics": "another person", "geopolitics": "another person", "sports": "another team",
                "culture": "another film", "tech": "another company"}
-# Fee schedules as Gamma sends them (2026): taker-only, per category. A share of fee-enabled
-# markets sends no schedule at all, as some real crypto markets do.
-FEE_FREE, CRYPTO_FEES, CRYPTO_FEES_EXPONENT_2, SPORTS_FEES, FEES_WITHOUT_SCHEDULE = range(5)
+# Fee schedules as Gamma sends them (2026): taker-only, per category. On a share of fee-enabled
+# markets Gamma sends no schedule, as on some real crypto markets; the CLOB's market info states it.
+FEE_FREE, CRYPTO_FEES, CRYPTO_FEES_EXPONENT_2, SPORTS_FEES = range(4)
 FEE_SCHEDULES = {
     CRYPTO_FEES: ("crypto_fees_v2", {"exponent": 1, "rate": 0.07, "rebateRate": 0.2, "takerOnly": True}),
     CRYPTO_FEES_EXPONENT_2: ("crypto_fees", {"exponent": 2, "rate": 0.25, "rebateRate": 0.2, "takerOnly": True}),
     SPORTS_FEES: ("sports_fees_v2", {"exponent": 1, "rate": 0.03, "rebateRate": 0.25, "takerOnly": True}),
-    FEES_WITHOUT_SCHEDULE: ("crypto_fees", None),
 }
 MISSING_SCHEDULE_SHARE = 0.10
 
@@ -680,7 +679,6 @@ class Universe:
         fee_draw = venue.random(markets)
         crypto_kind = np.where(venue.random(markets) < 0.5, CRYPTO_FEES, CRYPTO_FEES_EXPONENT_2)
         fee = np.select([category == "crypto", category == "sports"], [crypto_kind, SPORTS_FEES], FEE_FREE)
-        fee = np.where((fee != FEE_FREE) & (fee_draw < MISSING_SCHEDULE_SHARE), FEES_WITHOUT_SCHEDULE, fee)
         thin = venue.random(markets) < THIN_BOOK_SHARE
         columns = {
             "v2": v2,
@@ -688,6 +686,7 @@ class Universe:
             "min_size": venue.choice(MIN_ORDER_SIZES, markets).astype(np.int32),
             "levels": venue.integers(MIN_LEVELS, MAX_LEVELS + 1, markets).astype(np.int32),
             "fee": fee.astype(np.int8),
+            "fee_hidden": (fee != FEE_FREE) & (fee_draw < MISSING_SCHEDULE_SHARE),
             "depth_scale": np.where(thin, 0.03, 1.0),
         }
         named = np.isin(np.array(category_names, dtype=object), NAMED_LEG_CATEGORIES)
@@ -1029,7 +1028,7 @@ class Universe:
         market["feesEnabled"] = fee != FEE_FREE
         fee_type, schedule = FEE_SCHEDULES.get(fee, (None, None))
         market["feeType"] = fee_type
-        if schedule is not None:
+        if schedule is not None and not bool(m["fee_hidden"][row]):
             market["feeSchedule"] = dict(schedule)
         if int(m["role"][row]) == PLACEHOLDER and status != CLOSED:
             _as_placeholder(market)
@@ -1096,7 +1095,7 @@ class Universe:
     def clob_market_info(self, condition_id: str) -> dict | None:
         """GET /clob-markets/{condition_id}: the market's rules and fee details in the CLOB's short
         names (mos: minimum order size, mts: minimum tick, fd: {r: rate, e: exponent, to: taker
-        only}); a fee-free market has rate 0, one whose schedule is unknown no `fd`."""
+        only}), a fee-free market rate 0; stated even where Gamma sends no schedule."""
         row = self._market_by_condition.get(str(condition_id).lower())
         if row is None:
             return None
@@ -1106,7 +1105,7 @@ class Universe:
         fee = int(self._m["fee"][row])
         if fee == FEE_FREE:
             info["fd"] = {"r": 0, "e": 1, "to": True}
-        elif FEE_SCHEDULES[fee][1] is not None:
+        else:
             schedule = FEE_SCHEDULES[fee][1]
             info["fd"] = {"r": schedule["rate"], "e": schedule["exponent"], "to": schedule["takerOnly"]}
         return info
