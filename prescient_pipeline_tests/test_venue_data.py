@@ -12,7 +12,7 @@ from sqlalchemy import text
 from prescient_pipeline.polymarket.client import PolymarketClient
 from prescient_pipeline.polymarket.simulator import SimulatorServer, Universe
 from prescient_pipeline.services import portfolios as svc
-from prescient_pipeline.services.books import fetch_books_for
+from prescient_pipeline.services.books import fetch_books_for, fetch_books_for_pending
 from prescient_pipeline.services.execution import execute_portfolio
 from prescient_pipeline.services.market_refresh import refresh_markets
 from prescient_pipeline.services.market_store import universe_as_of, write_market_updates
@@ -52,7 +52,7 @@ def test_a_v2_market_is_refreshed_signalled_booked_traded_and_marked(engine):
         assert traded_v2, "momentum signals some V2 markets"
 
         # Books of the signalled markets, fetched by their selected ids just before execution.
-        assert fetch_books_for(engine, client, signalled) == len(signalled)
+        assert fetch_books_for_pending(engine, client, pid) == len(signalled)
         market = traded_v2[0]
         yes_book = universe.book(wire[market]["positionIds"][0])
         (row,) = rows(engine, "SELECT * FROM markets WHERE market_id = :m", m=market)

@@ -6,13 +6,14 @@ the markets about to be traded.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 from sqlalchemy import Engine, text
 
 from ..polymarket.client import Book, PolymarketClient
 from ..polymarket.parser import FEE_COLUMNS, clob_fee_parameters
 from .market_store import write_market_updates
+from .signals import pending_signals
 
 CLOB = "clob"
 
@@ -69,3 +70,13 @@ def fetch_books_for(engine: Engine, client: PolymarketClient, market_ids: Iterab
         rows.append({**row, **fees})
     with engine.begin() as conn:
         return write_market_updates(conn, rows, observed_at, CLOB)
+
+
+def fetch_books_for_pending(engine: Engine, client: PolymarketClient, portfolio_id: int,
+                            cycle_date: date | None = None) -> int:
+    """fetch_books_for the markets of a portfolio's pending signals: one batch of books just
+    before live execution, so its fills walk the book as it stands. Not for backtests, whose fills
+    must read observations at or before each signal's as-of."""
+    with engine.connect() as conn:
+        market_ids = {signal["market_id"] for signal in pending_signals(conn, portfolio_id, cycle_date)}
+    return fetch_books_for(engine, client, market_ids)
