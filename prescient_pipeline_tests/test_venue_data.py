@@ -155,3 +155,15 @@ def test_books_before_trading_ask_the_clob_for_fees_gamma_did_not_state(engine):
     (gamma,) = rows(engine, "SELECT fee_rate FROM market_snapshots WHERE market_id = :m AND source = 'gamma'",
                     m=known[0].market_id)
     assert other.fee_rate == gamma.fee_rate is not None
+
+
+def test_the_market_frame_takes_the_negrisk_flags_and_defaults_them_to_false():
+    from prescient_pipeline.domain.market_frame import as_market_frame, empty_market_frame
+
+    base = empty_market_frame().drop(columns=["neg_risk_augmented", "neg_risk_other"])
+    row = {c: None for c in base.columns} | {"market_id": "1", "event_id": "e", "question": "q", "tags": []}
+    without = as_market_frame([row])  # a reader that does not know the flags
+    for flag in ("neg_risk_augmented", "neg_risk_other"):
+        assert without[flag].dtype == bool and without[flag].tolist() == [False]
+    flagged = as_market_frame([row | {"neg_risk_augmented": True, "neg_risk_other": 1}])
+    assert flagged["neg_risk_augmented"].tolist() == [True] and flagged["neg_risk_other"].tolist() == [True]

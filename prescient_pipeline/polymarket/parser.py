@@ -273,6 +273,9 @@ def _market_row(
     augmented: bool = False,
 ) -> tuple[dict | None, str | None]:
     """(row, None) for a usable binary market, else (None, rejection reason)."""
+    version = protocol_version(raw)
+    if version not in OUTCOME_ID_FIELDS:  # a wire format we do not know: nothing else is read
+        return None, UNSUPPORTED_VERSION
     outcomes = decode_json_list(raw.get("outcomes"))
     if not outcomes:
         return None, MISSING_OUTCOMES
@@ -281,9 +284,6 @@ def _market_row(
     prices = decode_json_list(raw.get("outcomePrices"))
     if not prices:
         return None, MISSING_PRICES
-    version = protocol_version(raw)
-    if version not in OUTCOME_ID_FIELDS:
-        return None, UNSUPPORTED_VERSION
     token_values = decode_json_list(raw.get(OUTCOME_ID_FIELDS[version]))
     if not token_values:
         return None, MISSING_TOKEN_IDS
