@@ -117,8 +117,8 @@ def write_refresh(engine: Engine, events: list[dict], markets: list[dict], obser
                         previous_market_count=previous, ts=observed_at)
 
 
-# Columns a book can update, with their array types: a price update of a few hundred markets
-# goes through arrays in one statement, without a staging table's catalog work every 5 minutes.
+# Columns a book can update, with their array types: a price update of thousands of markets goes
+# through arrays in one statement, without a staging table's catalog work every 5 minutes.
 _BOOK_COLUMN_TYPES = {"market_id": "text", "yes_price": "numeric", "no_price": "numeric",
                       "best_bid": "numeric", "best_ask": "numeric", "last_trade_price": "numeric",
                       "tick_size": "numeric", "min_order_size": "numeric", "bids": "jsonb", "asks": "jsonb",
@@ -153,9 +153,9 @@ def write_market_updates(conn, markets: list[dict], observed_at: datetime, sourc
         params = {c: [_array_value(c, m.get(c)) for m in markets] for c in columns}
     else:  # whole Gamma markets: many columns of many types, staged with COPY
         source_rows, params = stage(conn, "markets", columns, markets), {}
-    # One statement: the rows (books of hundreds of levels) are sent and decoded once, and the
-    # snapshots read the market's rules as they were before this update.
-    # As in a refresh, the current state is the latest observation: an older one only adds history.
+    # One statement: the rows (book levels included) are sent and decoded once, and the snapshots
+    # read the market's rules as they were before this update. As in a refresh, the current state
+    # is the latest observation: an older one only adds history.
     return conn.execute(text(
         f"WITH s AS MATERIALIZED (SELECT * FROM {source_rows}), "
         f"snapshots AS ({_snapshots_of_updates_sql('s', columns)} RETURNING 1), "
