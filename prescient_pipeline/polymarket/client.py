@@ -479,7 +479,8 @@ class PolymarketClient:
     def _observation_time(self, response: requests.Response) -> datetime:
         """The server's Date, unless it is missing or further than MAX_CLOCK_SKEW from the local
         clock (then the local clock, with a warning); the simulator's Date is always used."""
-        local = datetime.now(timezone.utc)
+        # Whole seconds, as a Date has: the two clocks then compare without a spurious fraction.
+        local = datetime.now(timezone.utc).replace(microsecond=0)
         server = _date_header(response)
         if server is None:
             return local
@@ -492,7 +493,7 @@ class PolymarketClient:
         self.clock_skew = skew
         if self.skewed_responses == 1:  # once per client: a whole refresh would repeat it per page
             log.warning(
-                "%s answered with Date %s, %s from the local clock (more than %s): observations "
+                "%s answered with Date %s, %s the local clock (more than %s off): observations "
                 "are dated by the local clock instead", response.url.split("?")[0], _iso(server),
                 _signed(skew), MAX_CLOCK_SKEW,
             )
@@ -582,7 +583,7 @@ def _parse_time(text) -> datetime | None:
 
 def _signed(delta: timedelta) -> str:
     seconds = delta.total_seconds()
-    return f"{abs(seconds):.0f} s {'ahead' if seconds > 0 else 'behind'}"
+    return f"{abs(seconds):.0f} s {'ahead of' if seconds > 0 else 'behind'}"
 
 
 def _iso(moment: datetime) -> str:
