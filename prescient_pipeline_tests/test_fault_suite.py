@@ -18,11 +18,10 @@ short read timeout), so the suite takes seconds.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import text
 
 from prescient_pipeline.polymarket.client import PolymarketClient, PolymarketError
 from prescient_pipeline.polymarket.simulator.server import SimulatorServer
