@@ -475,7 +475,6 @@ class PolymarketClient:
                 url=url,
             ) from None
 
-
     def _observation_time(self, response: requests.Response) -> datetime:
         """The server's Date, unless it is missing or further than MAX_CLOCK_SKEW from the local
         clock (then the local clock, with a warning); the simulator's Date is always used."""
