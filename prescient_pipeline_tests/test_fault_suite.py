@@ -24,7 +24,6 @@ from decimal import Decimal
 import pytest
 
 from prescient_pipeline.polymarket.client import PolymarketClient, PolymarketError
-from prescient_pipeline.polymarket.simulator.server import SimulatorServer
 from prescient_pipeline.polymarket.simulator.universe import Universe
 from prescient_pipeline.services.execution import execute_portfolio
 from prescient_pipeline.services.market_refresh import refresh_markets
@@ -32,6 +31,7 @@ from prescient_pipeline.services.prices import update_prices
 from prescient_pipeline.services.reports import unbalanced_portfolios
 
 from .fault_proxy import FAULTS, FaultProxy, Injected
+from .helpers import simulator
 from .test_execution import add_signals, portfolio, rows
 
 UNLIMITED = {"gamma": 100_000, "clob": 100_000}
@@ -141,21 +141,22 @@ def assert_sales_within_the_clean_market(new_sales: list, mids: dict[str, float 
             f"{sale.side} of {sale.market_id} sold at {sale.price}, above the clean mid {best}")
 
 
-def test_a_faulty_api_never_corrupts_the_books(engine, bounded_retries):
+def test_a_faulty_api_never_corrupts_the_books(engine, bounded_retries, monkeypatch):
+    # The simulated clock starts at ours and runs ahead, as the simulator's clock may.
     start = datetime.now(timezone.utc).replace(second=0, microsecond=0)
-    universe = Universe(seed=11, events=40, start=start)
     outcomes: Counter = Counter()
     spoiled_records = 0
     rejected: Counter = Counter()
     skewed = 0
     faults: Counter = Counter()
-    with SimulatorServer(universe) as sim, FaultProxy(sim.url, seed=5, share=0.35) as proxy:
+    with simulator(monkeypatch, events=40, seed=11, start=start) as sim, \
+            FaultProxy(sim.url, seed=5, share=0.35) as proxy:
         proxy.enabled = False  # a clean start: one refresh, then positions in three portfolios
         with client_for(proxy) as client:
             refresh_markets(engine, client)
         pids = [portfolio(engine, name=name, config=config) for name, config in PORTFOLIOS.items()]
         held: set[str] = set()
-        buy_into(engine, pids, universe.now, held, per_portfolio=8)
+        buy_into(engine, pids, sim.universe.now, held, per_portfolio=8)
         assert rows(engine, "SELECT count(*) FROM portfolio_positions WHERE status = 'open'") == [(24,)]
         proxy.enabled = True
 
