@@ -310,11 +310,12 @@ def test_books_take_the_best_levels_whatever_their_order(polymarket_data):
 
 
 def test_books_keep_the_twenty_best_levels_a_side_and_the_market_rules():
-    # 30 levels a side in the CLOB's order (best last); a level without a usable size cannot be
-    # walked and is left out of the depth, as is a zero-size level.
+    # 30 levels a side in the CLOB's order (best last); a zero-size level cannot be walked and is
+    # left out of the depth. (A level without a size makes the whole book unusable: see
+    # test_validation.)
     bids = [{"price": f"{0.20 + k / 100:.2f}", "size": f"{10 + k}"} for k in range(30)]  # 0.20 .. 0.49
     asks = [{"price": f"{0.80 - k / 100:.2f}", "size": f"{100 + k}"} for k in range(30)]  # 0.80 .. 0.51
-    bids += [{"price": "0.495", "size": "0"}, {"price": "0.494"}]
+    bids += [{"price": "0.495", "size": "0"}]
     book = {"bids": bids, "asks": asks, "tick_size": "0.001", "min_order_size": "15",
             "last_trade_price": "0.505", "neg_risk": False}
     with ReplayServer(books={"t": book}) as replay:

@@ -341,8 +341,10 @@ def test_numbers_prefer_the_numeric_field_and_fall_back_to_the_string():
     row = only_market(wire_market(volume="1.0", volumeNum=2, liquidity="3.5", liquidityNum=MISSING))
     assert (row["volume"], row["liquidity"]) == (2.0, 3.5)
     assert type(row["volume"]) is float
-    row = only_market(wire_market(volumeNum=None, volume="12.25", liquidityNum="garbage", liquidity="7"))
+    row = only_market(wire_market(volumeNum=None, volume="12.25", liquidityNum="", liquidity="7"))
     assert (row["volume"], row["liquidity"]) == (12.25, 7.0)
+    # Garbage is not "unknown": the market is kept out (see test_validation.py).
+    assert rejection(wire_market(liquidityNum="garbage", liquidity="7")) == "invalid_size"
 
 
 def test_missing_market_data_is_unknown_not_zero():
@@ -357,7 +359,7 @@ def test_missing_market_data_is_unknown_not_zero():
 
 
 def test_market_data_numbers_may_be_ints_or_strings():
-    row = only_market(wire_market(bestBid=0, bestAsk=1, spread="0.02", lastTradePrice="1", volume24hr="bad"))
+    row = only_market(wire_market(bestBid=0, bestAsk=1, spread="0.02", lastTradePrice="1", volume24hr=""))
     assert (row["best_bid"], row["best_ask"], row["spread"], row["last_trade_price"]) == (0.0, 1.0, 0.02, 1.0)
     assert all(type(row[c]) is float for c in ("best_bid", "best_ask", "spread", "last_trade_price"))
     assert row["volume_24hr"] is None
@@ -368,8 +370,9 @@ def test_missing_flags_are_unknown_except_neg_risk():
     unset = dict.fromkeys(("active", "closed", "archived", "acceptingOrders", "negRisk"), MISSING)
     row = only_market(wire_market(**unset))
     assert [row[f] for f in flags] == [None, None, None, None, False]
-    row = only_market(wire_market(active="true", closed="false", negRisk=True, acceptingOrders="maybe"))
+    row = only_market(wire_market(active="true", closed="false", negRisk=True, acceptingOrders=None))
     assert [row[f] for f in flags] == [True, False, False, None, True]
+    assert rejection(wire_market(acceptingOrders="maybe")) == "invalid_flag"
 
 
 def test_missing_or_odd_dates_are_none():
@@ -437,7 +440,7 @@ def test_event_row_and_market_inheritance():
 
 
 def test_event_defaults_when_fields_are_missing_or_strings():
-    bare = {"id": "9", "markets": [wire_market()], "liquidity": "12.5", "volume": "", "volume24hr": "x"}
+    bare = {"id": "9", "markets": [wire_market()], "liquidity": "12.5", "volume": "", "volume24hr": None}
     [row] = parse_events([bare]).events
     assert (row["category"], row["tags"]) == (None, [])
     assert (row["neg_risk"], row["neg_risk_market_id"]) == (False, None)
@@ -941,14 +944,23 @@ def test_an_unsupported_version_is_kept_out_and_counted():
     [
         ({"orderPriceMinTickSize": 0.01, "orderMinSize": 5}, (0.01, 5.0)),
         ({"orderPriceMinTickSize": "0.001", "orderMinSize": "15"}, (0.001, 15.0)),
-        ({"orderPriceMinTickSize": 0, "orderMinSize": -1}, (None, None)),  # not a tick, not a size
-        ({"orderPriceMinTickSize": "x", "orderMinSize": None}, (None, None)),
+        ({"orderPriceMinTickSize": 0, "orderMinSize": None}, (None, None)),  # a zero tick is no tick
         ({}, (None, None)),
     ],
 )
 def test_tick_size_and_minimum_order_size(fields, rules):
     row = only_market(wire_market(**fields))
     assert (row["tick_size"], row["min_order_size"]) == rules
+
+
+@pytest.mark.parametrize(
+    "fields, reason",
+    [({"orderMinSize": -1}, "invalid_size"), ({"orderPriceMinTickSize": "x"}, "invalid_price"),
+     ({"orderPriceMinTickSize": 1.5}, "invalid_price")],
+)
+def test_an_unreadable_market_rule_makes_the_market_unusable(fields, reason):
+    result = parse_markets([wire_market(**fields)])
+    assert (result.markets, result.rejected) == ([], Counter({reason: 1}))
 
 
 def fees(row: dict) -> tuple:

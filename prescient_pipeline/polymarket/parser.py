@@ -5,6 +5,10 @@ Gamma's wire format is loose: list fields arrive as JSON inside strings (or as r
 Missing means unknown here, so it becomes None, never 0 or False. A market that cannot be traded
 as a two-sided binary is kept out and counted under a reason, never raised on.
 
+Missing is not the same as wrong: a price, size or flag that is present but unreadable or out of
+range (see `validation`) makes its market unusable, counted under invalid_price, invalid_size or
+invalid_flag, and an event with such a value takes its markets with it (invalid_event).
+
 Row keys are exactly the table columns, except the ones the database fills (first_seen_at,
 updated_at). Index 0 of a market's outcomes is its YES side, whatever the labels say.
 """
@@ -19,9 +23,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 
+from . import validation
+from .validation import InvalidValue
+
 __all__ = [
     "ParseResult", "book_rules", "clob_fee_parameters", "decode_json_list", "gamma_fee_parameters",
-    "is_neg_risk_other", "market_rules", "parse_events", "parse_markets", "parse_timestamp", "protocol_version",
+    "invalid_event_value", "invalid_market_value", "is_neg_risk_other", "market_rules", "parse_events",
+    "parse_markets", "parse_timestamp", "protocol_version",
 ]
 
 # Rejection reasons: each market kept out is counted under exactly one of these.
@@ -33,11 +41,17 @@ MISSING_PRICES = "missing_prices"
 MISSING_TOKEN_IDS = "missing_token_ids"
 MISMATCHED_LENGTHS = "mismatched_lengths"
 INVALID_TOKEN_IDS = "invalid_token_ids"
-INVALID_PRICE = "invalid_price"
+INVALID_PRICE = "invalid_price"  # validation.PRICE's reason too
+INVALID_SIZE = "invalid_size"
+INVALID_FLAG = "invalid_flag"
+INVALID_EVENT = "invalid_event"  # its event holds a bad value
 UNSUPPORTED_VERSION = "unsupported_version"
-# These count events (not markets): an event that cannot be keyed is dropped with its markets.
+# These count events (not markets): an event that cannot be keyed, or that holds a bad value, is
+# dropped with its markets.
 EVENT_NOT_A_DICT = "event_not_a_dict"
 EVENT_MISSING_ID = "event_missing_id"
+EVENT_INVALID_SIZE = "event_invalid_size"
+EVENT_INVALID_FLAG = "event_invalid_flag"
 
 
 @dataclass
@@ -157,18 +171,9 @@ def _preferred_number(raw: dict, numeric_key: str, text_key: str) -> float | Non
     return number if number is not None else _number(raw.get(text_key))
 
 
-_TRUE_TEXT = {"true": True, "false": False, "1": True, "0": False}
-
-
 def _flag(value) -> bool | None:
-    """True/False from a bool (or "true"/"false"/0/1); None when missing or unreadable."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        return _TRUE_TEXT.get(value.strip().lower())
-    return None
+    """True/False of a record whose flags passed `_invalid_value`; None when missing."""
+    return validation.flag(value)
 
 
 def _text(value) -> str | None:
@@ -450,6 +455,49 @@ def is_neg_risk_other(raw: dict, augmented: bool) -> bool:
     return title == "other" or bool(_PLACEHOLDER_OR_OTHER.search(question))
 
 
+# --- value checks -------------------------------------------------------------------------------
+
+# Every price, size and flag read from a record, checked before its row is built. Outcome prices
+# are checked with the market's shape in `_market_row` (invalid_price too).
+MARKET_PRICE_FIELDS = ("bestBid", "bestAsk", "spread", "lastTradePrice", "orderPriceMinTickSize")
+MARKET_SIZE_FIELDS = ("liquidity", "liquidityNum", "volume", "volumeNum", "volume24hr", "orderMinSize")
+MARKET_FLAG_FIELDS = ("active", "closed", "archived", "acceptingOrders", "negRisk", "feesEnabled", "negRiskOther")
+EVENT_SIZE_FIELDS = ("liquidity", "volume", "volume24hr")
+EVENT_FLAG_FIELDS = ("active", "closed", "archived", "negRisk", "enableNegRisk")
+
+
+def _invalid_value(raw: dict, prices: tuple[str, ...], sizes: tuple[str, ...], flags: tuple[str, ...]) -> str | None:
+    """The rejection reason of the first bad value among these fields of `raw`; None if all are fine."""
+    try:
+        for key in prices:
+            validation.price(raw.get(key), key)
+        for key in sizes:
+            validation.size(raw.get(key), key)
+        for key in flags:
+            validation.flag(raw.get(key), key)
+    except InvalidValue as exc:
+        return exc.reason
+    return None
+
+
+def invalid_market_value(raw: dict) -> str | None:
+    """invalid_price/_size/_flag when one of the market's own values is bad, else None."""
+    return _invalid_value(raw, MARKET_PRICE_FIELDS, MARKET_SIZE_FIELDS, MARKET_FLAG_FIELDS)
+
+
+def invalid_event_value(raw: dict) -> str | None:
+    """event_invalid_size/_flag when one of the event's values is bad, else None."""
+    reason = _invalid_value(raw, (), EVENT_SIZE_FIELDS, EVENT_FLAG_FIELDS)
+    return None if reason is None else f"event_{reason}"
+
+
+def _reject_with_event(result: "ParseResult", seen_markets: set[str], raw_markets: Iterable) -> None:
+    """Count each first-seen market of an unusable event as invalid_event."""
+    for raw in raw_markets:
+        if _first_sighting(result, seen_markets, raw, NOT_A_DICT, MISSING_ID) is not None:
+            result.rejected[INVALID_EVENT] += 1
+
+
 # --- payloads -----------------------------------------------------------------------------------
 
 
@@ -492,8 +540,10 @@ def _parse_market_into(
         # the event's outcomes can be bought, so an unpriced placeholder must leave it incomplete.
         event_row["market_count"] += 1
     parent = event_row or {"event_id": None, "category": None, "tags": [], "neg_risk_augmented": False}
-    row, reason = _market_row(raw, market_id, parent["event_id"], parent["category"], parent["tags"],
-                              parent["neg_risk_augmented"])
+    row, reason = None, invalid_market_value(raw)
+    if reason is None:
+        row, reason = _market_row(raw, market_id, parent["event_id"], parent["category"], parent["tags"],
+                                  parent["neg_risk_augmented"])
     if row is None:
         result.rejected[reason] += 1
         return
@@ -513,9 +563,15 @@ def parse_events(raw_events: Iterable[dict]) -> ParseResult:
         event_id = _first_sighting(result, seen_events, raw_event, EVENT_NOT_A_DICT, EVENT_MISSING_ID)
         if event_id is None:
             continue
+        raw_markets = decode_json_list(raw_event.get("markets")) or ()
+        reason = invalid_event_value(raw_event)
+        if reason is not None:
+            result.rejected[reason] += 1
+            _reject_with_event(result, seen_markets, raw_markets)
+            continue
         event_row = _event_row(raw_event, event_id)
         result.events.append(event_row)
-        for raw_market in decode_json_list(raw_event.get("markets")) or ():
+        for raw_market in raw_markets:
             _parse_market_into(result, seen_markets, raw_market, event_row)
     return result
 
@@ -533,9 +589,16 @@ def parse_markets(raw_markets: Iterable[dict]) -> ParseResult:
         event_row = None
         if isinstance(raw_market, dict):
             event_row = _parent_event(raw_market, events_by_id)
+            if event_row is _UNUSABLE_EVENT:
+                _reject_with_event(result, seen_markets, (raw_market,))
+                continue
         _parse_market_into(result, seen_markets, raw_market, event_row)
-    result.events = list(events_by_id.values())
+    result.events = [e for e in events_by_id.values() if e is not _UNUSABLE_EVENT]
     return result
+
+
+# Stands for a parent event holding a bad value, so each of its markets is rejected.
+_UNUSABLE_EVENT: dict = {}
 
 
 def _parent_event(raw_market: dict, events_by_id: dict[str, dict]) -> dict | None:
@@ -547,5 +610,7 @@ def _parent_event(raw_market: dict, events_by_id: dict[str, dict]) -> dict | Non
         return None
     event_row = events_by_id.get(event_id)
     if event_row is None:
-        event_row = events_by_id[event_id] = _event_row(parents[0], event_id)
+        unusable = invalid_event_value(parents[0]) is not None
+        event_row = _UNUSABLE_EVENT if unusable else _event_row(parents[0], event_id)
+        events_by_id[event_id] = event_row
     return event_row

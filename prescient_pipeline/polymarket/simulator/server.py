@@ -2,7 +2,8 @@
 wire format, plus two `/__sim__/` endpoints to read and move the simulated clock.
 
 Every answer's `Date` header is the simulated time, because the client takes its observation time
-from it. Bad parameters get a 400/422 JSON error, never a traceback.
+from it; the `X-Prescient-Simulator: 1` header tells the client to trust that Date however far it
+is from the wall clock. Bad parameters get a 400/422 JSON error, never a traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
+from prescient_pipeline.polymarket.client import SIMULATOR_HEADER
 from prescient_pipeline.polymarket.simulator.universe import QueryError, Universe, price_text
 
 MAX_BODY_BYTES = 5_000_000
@@ -131,6 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._date_header = format_datetime(simulator.universe.now, usegmt=True)
         data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
         self.send_response(status)
+        self.send_header(SIMULATOR_HEADER, "1")
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
