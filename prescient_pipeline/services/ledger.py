@@ -14,7 +14,8 @@ from decimal import Decimal
 from sqlalchemy import bindparam, func, select, text, update
 
 from ..db.schema import portfolio_positions, portfolios, trades
-from ..domain.accounting import ZERO, PositionState, Totals, mark, portfolio_totals, to_money
+from ..domain.accounting import ZERO, PositionState, Totals, mark, portfolio_totals, to_money, to_price
+from ..domain.execution import Fill, OutcomeBook
 from ..domain.risk import PortfolioState
 from ..errors import InputError
 
@@ -50,16 +51,21 @@ def portfolio_state(row: dict) -> PortfolioState:
     return PortfolioState.from_row(row)
 
 
-def book_buy(conn, portfolio_id: int, *, signal: dict, fill, price_seen, mark_price, at: datetime) -> int:
-    """Open a position for a buy fill and record the trade; returns the trade id."""
-    market_value, unrealized = mark(
-        PositionState(signal["market_id"], signal["side"], fill.shares, fill.cost, fill.price), mark_price
-    )
+def book_buy(conn, portfolio_id: int, *, signal: dict, fill: Fill, price_seen, market_state, at: datetime) -> int:
+    """Open a position for a buy fill and record the trade; returns the trade id.
+
+    The position is marked at the outcome's displayed price (its entry mark, what exits compare
+    with) and valued at its bid beside it."""
+    book = OutcomeBook.from_state(signal["side"], market_state)
+    entry_mark = mark_price_of(book, fill.price)
+    position = PositionState(signal["market_id"], signal["side"], fill.shares, fill.cost, fill.price)
+    market_value, unrealized = mark(position, entry_mark)
     position_id = conn.execute(_INSERT_POSITION, dict(
         portfolio_id=portfolio_id, market_id=signal["market_id"], event_id=signal.get("event_id"),
         token_id=signal.get("token_id"), question=signal.get("question"), side=signal["side"],
         shares=fill.shares, avg_price=fill.price, cost_basis=fill.cost, entry_fee=fill.fee,
-        current_price=mark_price, market_value=market_value, unrealized_pnl=unrealized,
+        current_price=entry_mark, entry_mark=entry_mark, market_value=market_value, unrealized_pnl=unrealized,
+        liquidation_value=liquidation_value(position, book.best_bid, market_value),
         status="open", opened_at=at, last_marked_at=at, signal_id=signal.get("signal_id"),
         group_id=signal.get("group_id"),
     )).scalar_one()
@@ -67,10 +73,31 @@ def book_buy(conn, portfolio_id: int, *, signal: dict, fill, price_seen, mark_pr
         portfolio_id=portfolio_id, signal_id=signal.get("signal_id"), position_id=position_id,
         market_id=signal["market_id"], side=signal["side"], action="buy", shares=fill.shares,
         price=fill.price, price_seen=price_seen, amount=fill.cost, fee=fill.fee,
-        cash_delta=-fill.cost, reason="signal", executed_at=at,
+        cash_delta=-fill.cost, reason="signal", executed_at=at, **fill_columns(fill),
     )).scalar_one()
     conn.execute(_DEBIT_BUY, {"portfolio": portfolio_id, "cost": fill.cost, "fee": fill.fee, "at": at})
     return trade_id
+
+
+def fill_columns(fill: Fill) -> dict:
+    """The trade columns that say how a fill was priced."""
+    return {
+        "evidence": fill.evidence,
+        "levels": [[str(price), str(shares)] for price, shares in fill.levels],
+        "mid_price": fill.mid, "slippage": fill.slippage, "requested_amount": fill.requested if fill.action == "buy" else None,
+    }
+
+
+def mark_price_of(book: OutcomeBook, fallback) -> Decimal:
+    """The displayed price of an outcome (`OutcomeBook.displayed_price`), else `fallback`."""
+    shown = book.displayed_price
+    return to_price(shown if shown is not None else fallback)
+
+
+def liquidation_value(position: PositionState, bid, market_value: Decimal) -> Decimal:
+    """What selling the position at its side's best bid would bring before fees; at its mark
+    (`market_value`) when no bid is known."""
+    return market_value if bid is None else to_money(position.shares * bid)
 
 
 # Built once: execution runs these for every fill.
@@ -97,6 +124,7 @@ class Close:
     proceeds: Decimal  # cash received, net of the fee
     reason: str
     gross: Decimal | None = None  # before the fee (a sale); None: the proceeds
+    fill: Fill | None = None  # how a sale was priced; None: a settlement
 
     @property
     def realized(self) -> Decimal:
@@ -109,7 +137,7 @@ _CLOSE_POSITIONS = text(
     UPDATE portfolio_positions p
     SET status = 'closed', close_reason = v.reason, closed_at = :at, exit_price = v.price, exit_fee = v.fee,
         proceeds = v.proceeds, realized_pnl = v.realized, current_price = v.price, market_value = 0,
-        unrealized_pnl = 0, last_marked_at = :at
+        liquidation_value = 0, unrealized_pnl = 0, last_marked_at = :at
     FROM unnest(CAST(:ids AS bigint[]), CAST(:reasons AS text[]), CAST(:prices AS numeric[]),
                 CAST(:fees AS numeric[]), CAST(:proceeds AS numeric[]), CAST(:realized AS numeric[]))
          AS v(position_id, reason, price, fee, proceeds, realized)
@@ -132,6 +160,12 @@ _CREDIT_PORTFOLIOS = text(
 )
 
 
+def _close_fill_columns(close: Close) -> dict:
+    if close.fill is None:
+        return {"evidence": None, "levels": None, "mid_price": None, "slippage": None, "requested_amount": None}
+    return fill_columns(close.fill)
+
+
 def book_closes(conn, closes: list[Close], at: datetime) -> None:
     """Book closes of positions of locked portfolios: a trade row each, the positions closed,
     and each portfolio's cash, realized P&L, fees and win/loss counters moved."""
@@ -142,7 +176,7 @@ def book_closes(conn, closes: list[Close], at: datetime) -> None:
         "market_id": c.position["market_id"], "side": c.position["side"], "action": c.action,
         "shares": c.position["shares"], "price": c.price, "price_seen": None,
         "amount": c.gross if c.gross is not None else c.proceeds, "fee": c.fee, "cash_delta": c.proceeds,
-        "realized_pnl": c.realized, "reason": c.reason, "executed_at": at,
+        "realized_pnl": c.realized, "reason": c.reason, "executed_at": at, **_close_fill_columns(c),
     } for c in closes])
     conn.execute(_CLOSE_POSITIONS, {
         "at": at, "ids": [c.position["position_id"] for c in closes], "reasons": [c.reason for c in closes],
@@ -162,9 +196,11 @@ def book_closes(conn, closes: list[Close], at: datetime) -> None:
         name: [sums[i][name] for i in ids] for name in ("proceeds", "realized", "fees", "trades", "wins")}})
 
 
-def derived_totals(row: dict, marked: list[tuple[PositionState, Decimal | None]]) -> tuple[Totals, dict]:
+def derived_totals(row: dict, marked: list[tuple[PositionState, Decimal | None]],
+                   positions_liquidation: Decimal | None = None) -> tuple[Totals, dict]:
     """A portfolio's totals, and its derived columns to store, from its row and its open
-    positions, each paired with its mark price (None: its last mark)."""
+    positions, each paired with its mark price (None: its last mark); `positions_liquidation`
+    is their value at the bid (None: at their marks)."""
     totals = portfolio_totals(
         cash=row["current_balance"], initial_balance=row["initial_balance"],
         net_transfers=row["net_transfers"], realized_pnl=row["realized_pnl"],
@@ -176,14 +212,19 @@ def derived_totals(row: dict, marked: list[tuple[PositionState, Decimal | None]]
         "unrealized_pnl": totals.unrealized_pnl,
         "total_profit_loss": totals.realized_pnl + totals.unrealized_pnl,
         "avg_trade_pnl": to_money(totals.realized_pnl / closed) if closed else ZERO,
+        "liquidation_value": totals.cash + (totals.positions_value if positions_liquidation is None
+                                            else positions_liquidation),
     }
 
 
 def refresh_totals(conn, portfolio_id: int) -> Totals:
     """Recompute the portfolio's derived columns from its open positions; return its totals."""
     row = lock_portfolio(conn, portfolio_id)
-    positions = [PositionState.from_row(p) for p in open_position_rows(conn, portfolio_id)]
-    totals, derived = derived_totals(row, [(p, p.current_price) for p in positions])
+    rows = open_position_rows(conn, portfolio_id)
+    positions = [PositionState.from_row(p) for p in rows]
+    at_bid = sum((to_money(r["liquidation_value"] if r["liquidation_value"] is not None else r["market_value"] or 0)
+                  for r in rows), ZERO)
+    totals, derived = derived_totals(row, [(p, p.current_price) for p in positions], at_bid)
     conn.execute(update(portfolios).where(portfolios.c.portfolio_id == portfolio_id).values(**derived))
     return totals
 
@@ -199,9 +240,10 @@ def write_derived_totals(conn, derived: dict[int, dict], **values) -> None:
         f"""
         UPDATE portfolios p
         SET total_invested = v.invested, unrealized_pnl = v.unrealized, total_profit_loss = v.pnl,
-            avg_trade_pnl = v.avg_pnl, last_updated = now(){extra}
+            avg_trade_pnl = v.avg_pnl, liquidation_value = v.liquidation, last_updated = now(){extra}
         FROM unnest(CAST(:ids AS integer[]), CAST(:invested AS numeric[]), CAST(:unrealized AS numeric[]),
-                    CAST(:pnl AS numeric[]), CAST(:avg_pnl AS numeric[])) AS v(portfolio_id, invested, unrealized, pnl, avg_pnl)
+                    CAST(:pnl AS numeric[]), CAST(:avg_pnl AS numeric[]), CAST(:liquidation AS numeric[]))
+             AS v(portfolio_id, invested, unrealized, pnl, avg_pnl, liquidation)
         WHERE p.portfolio_id = v.portfolio_id
         """
     ), {
@@ -210,5 +252,6 @@ def write_derived_totals(conn, derived: dict[int, dict], **values) -> None:
         "unrealized": [derived[i]["unrealized_pnl"] for i in ids],
         "pnl": [derived[i]["total_profit_loss"] for i in ids],
         "avg_pnl": [derived[i]["avg_trade_pnl"] for i in ids],
+        "liquidation": [derived[i]["liquidation_value"] for i in ids],
         **values,
     })
