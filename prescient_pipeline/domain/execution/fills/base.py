@@ -101,11 +101,11 @@ class FillModel(ABC):
             raise FillRejected(f"no price to buy {book.side} at")
         first = offered[0][0]
         if limit is not None and first > limit:
-            raise FillRejected(f"best ask {first} above limit {to_price(limit)}")
+            raise FillRejected(f"best ask {_plain(first)} above limit {_plain(limit)}")
         wanted = max_shares if max_shares is not None else amount / (first + fees.per_share(first))
         if book.min_order_size is not None and wanted < book.min_order_size:
             raise FillRejected(
-                f"below minimum order size: {to_shares(wanted)} shares < {book.min_order_size}")
+                f"below minimum order size: {_plain(to_shares(wanted))} shares < {_plain(book.min_order_size)}")
         taken = _walk_buy(offered, amount, fees, limit, max_shares)
         if not taken:
             raise FillRejected(f"amount {amount} buys no {book.side} share")
@@ -134,6 +134,10 @@ class FillModel(ABC):
             taken = taken[:-1] + [(price, taken[-1][1] + left)] if taken and taken[-1][0] == price else taken + [(price, left)]
         notional, fee = _priced(taken, fees)
         return Fill("sell", shares, notional, fee, tuple(taken), self.evidence, book.mid, shares, fees.flag)
+
+
+def _plain(number: Decimal) -> str:
+    return format(number.normalize(), "f")
 
 
 def _priced(taken: list[tuple[Decimal, Decimal]], fees: FeeModel) -> tuple[Decimal, Decimal]:
