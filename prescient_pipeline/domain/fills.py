@@ -26,7 +26,7 @@ def fee_model(fee_rate: Any = 0, exponent: Any = 1) -> FeeModel:
 
 def _at(price: Any) -> OutcomeBook:
     price = to_price(price)
-    return OutcomeBook("YES", (), (), price, price, price, None, None, None)
+    return OutcomeBook("YES", None, None, price, price, price, None, None, None)
 
 
 def buy(amount: Any, price: Any, fee_rate: Any = 0) -> Fill:

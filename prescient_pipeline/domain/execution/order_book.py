@@ -12,7 +12,7 @@ is wider than $0.10 (the midpoint when no trade is known).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from functools import cached_property
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -72,17 +72,18 @@ def _mirror(levels: tuple[Level, ...]) -> tuple[Level, ...]:
     return tuple((ONE - price, size) for price, size in levels)
 
 
-@dataclass(frozen=True)
 class OutcomeBook:
-    side: str  # YES | NO
-    asks: tuple[Level, ...]  # best (lowest) first; () without depth
-    bids: tuple[Level, ...]  # best (highest) first
-    best_ask: Decimal | None
-    best_bid: Decimal | None
-    price: Decimal | None  # the outcome price (Gamma or a history point)
-    last_trade: Decimal | None
-    tick: Decimal | None
-    min_order_size: Decimal | None
+    """`side`'s book. Levels are parsed only when a fill asks for them: marks read the top alone."""
+
+    def __init__(self, side: str, asks: Any, bids: Any, best_ask: Decimal | None, best_bid: Decimal | None,
+                 price: Decimal | None, last_trade: Decimal | None, tick: Decimal | None,
+                 min_order_size: Decimal | None, mirrored: bool = False) -> None:
+        self.side = side
+        self.best_ask, self.best_bid = best_ask, best_bid
+        self.price, self.last_trade = price, last_trade
+        self.tick, self.min_order_size = tick, min_order_size
+        # Raw levels as stored: asks/bids of this side's book, or, mirrored, the YES bids/asks.
+        self._raw_asks, self._raw_bids, self._mirrored = asks, bids, mirrored
 
     @classmethod
     def from_state(cls, side: str, state: Any) -> "OutcomeBook":
@@ -90,19 +91,36 @@ class OutcomeBook:
         if side not in ("YES", "NO"):
             raise ValueError(f"side must be YES or NO, not {side!r}")
         bid, ask = _decimal(field(state, "best_bid")), _decimal(field(state, "best_ask"))
-        bids = _agreeing(parse_levels(field(state, "bids"), True), bid)
-        asks = _agreeing(parse_levels(field(state, "asks"), False), ask)
-        if bid is None and bids:
-            bid = bids[0][0]
-        if ask is None and asks:
-            ask = asks[0][0]
+        raw_bids, raw_asks = field(state, "bids"), field(state, "asks")
+        if bid is None and raw_bids:
+            levels = parse_levels(raw_bids, True)
+            bid = levels[0][0] if levels else None
+        if ask is None and raw_asks:
+            levels = parse_levels(raw_asks, False)
+            ask = levels[0][0] if levels else None
         last = _decimal(field(state, "last_trade_price"))
         tick, min_size = _decimal(field(state, "tick_size")), _decimal(field(state, "min_order_size"))
         if side == "YES":
-            return cls("YES", asks, bids, ask, bid, _decimal(field(state, "yes_price")), last, tick, min_size)
-        return cls("NO", _mirror(bids), _mirror(asks),
-                   None if bid is None else ONE - bid, None if ask is None else ONE - ask,
-                   _decimal(field(state, "no_price")), None if last is None else ONE - last, tick, min_size)
+            return cls("YES", raw_asks, raw_bids, ask, bid, _decimal(field(state, "yes_price")), last, tick, min_size)
+        return cls("NO", raw_bids, raw_asks, None if bid is None else ONE - bid, None if ask is None else ONE - ask,
+                   _decimal(field(state, "no_price")), None if last is None else ONE - last, tick, min_size,
+                   mirrored=True)
+
+    @cached_property
+    def asks(self) -> tuple[Level, ...]:
+        """Ask levels, best (lowest) first; () without depth or when it disagrees with the top."""
+        if self._mirrored:  # NO asks = 1 - YES bids
+            levels = _agreeing(parse_levels(self._raw_asks, True), None if self.best_ask is None else ONE - self.best_ask)
+            return _mirror(levels)
+        return _agreeing(parse_levels(self._raw_asks, False), self.best_ask)
+
+    @cached_property
+    def bids(self) -> tuple[Level, ...]:
+        """Bid levels, best (highest) first."""
+        if self._mirrored:  # NO bids = 1 - YES asks
+            levels = _agreeing(parse_levels(self._raw_bids, False), None if self.best_bid is None else ONE - self.best_bid)
+            return _mirror(levels)
+        return _agreeing(parse_levels(self._raw_bids, True), self.best_bid)
 
     @property
     def mid(self) -> Decimal | None:
