@@ -153,6 +153,12 @@ def update_prices(engine: Engine, client: PolymarketClient, logger: logging.Logg
 class _Market:
     state: dict  # closed, yes/no price, best bid/ask
     outcome: Settlement | NotSettled
+    books: dict = field(default_factory=dict)  # side -> OutcomeBook, built once for every holder
+
+    def book(self, side: str) -> OutcomeBook:
+        if side not in self.books:
+            self.books[side] = OutcomeBook.from_state(side, self.state)
+        return self.books[side]
 
 
 def _market_states(held: list[dict], fetched: list[dict]) -> dict[str, _Market]:
@@ -294,7 +300,7 @@ def _update_position(portfolio_id: int, row: dict, position: PositionState, mark
         report.flags[outcome.flag] += 1
     flag = outcome.flag if outcome.flag in WATCH_FLAGS else None
 
-    book = OutcomeBook.from_state(row["side"], state)
+    book = market.book(row["side"])
     shown = book.displayed_price
     # A basket leg alone is not a position to manage: the basket pays out at settlement. With
     # no bid there is nothing to sell into.

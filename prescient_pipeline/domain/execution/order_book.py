@@ -41,6 +41,8 @@ def field(state: Any, name: str) -> Any:
 def _decimal(value: Any) -> Decimal | None:
     if value is None:
         return None
+    if type(value) is Decimal:  # as the database returns NUMERIC
+        return value if value.is_finite() else None
     try:
         number = Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value))
     except (InvalidOperation, ValueError):
