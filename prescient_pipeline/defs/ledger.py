@@ -68,7 +68,7 @@ class ExecuteSignals(dg.Config):
     cycle_date: Optional[str] = None  # YYYY-MM-DD; unset executes every pending signal
 
 
-@dg.op(description="Fill a portfolio's pending signals: risk checks, fills at the ask, ledger rows.")
+@dg.op(description="Fill a portfolio's pending signals: risk checks, fills that walk the book, ledger rows.")
 def execute_signals(context: dg.OpExecutionContext, config: ExecuteSignals, database: Database):
     day = date.fromisoformat(config.cycle_date) if config.cycle_date else None
     report = execute_portfolio(database.engine(), config.portfolio_id, day)
@@ -80,6 +80,7 @@ def execute_signals(context: dg.OpExecutionContext, config: ExecuteSignals, data
         "skipped": dg.MetadataValue.int(report.skipped),
         "spent": dg.MetadataValue.float(float(report.spent)),
         "fees": dg.MetadataValue.float(float(report.fees)),
+        "partial_fills": dg.MetadataValue.int(report.partial),
         "rejections": dg.MetadataValue.json(report.rejections),
     })
     _check_books(context, database)
