@@ -193,3 +193,20 @@ def test_nonsense_is_refused():
     assert isinstance(settings().fill_model(OutcomeBook.from_state("YES", {"best_ask": "0.5"}), "buy"), TopOfBook)
     assert isinstance(settings().fill_model(OutcomeBook.from_state("YES", DEEP), "sell"), DepthWalk)
     assert isinstance(settings().fill_model(OutcomeBook.from_state("YES", {"yes_price": 0.5}), "buy"), HistoryPrice)
+
+
+def test_settings_read_stored_configs_as_documented():
+    from prescient_pipeline.domain.strategies import get_strategy
+
+    # A stored config from before the model: fee_rate 0.04 keeps its meaning (exponent 1).
+    stored = ExecutionSettings.from_config(get_strategy("momentum").validate_config(
+        {"fee_rate": 0.04, "slippage_bps": 50, "stop_loss_percentage": 0.2}))
+    assert (stored.fee_override.rate, stored.fee_override.exponent) == (D("0.04"), 1)
+    assert (stored.half_spread, stored.max_slippage, stored.exits.stop_loss_percentage) == (
+        D("0.005"), D("0.02"), 0.2)
+    # Defaults: each market's own schedule, a 2-cent limit, no exits.
+    default = ExecutionSettings.from_config(get_strategy("momentum").validate_config({}))
+    assert (default.fee_override, default.max_slippage, default.has_exits) == (None, D("0.02"), False)
+    # No limit: every listed level may be taken; 100 + 100 + 200 shares for 50 + 52 + 110 = 212 of 1000.
+    unlimited = ExecutionSettings.from_config({"max_slippage_bps": None})
+    assert unlimited.buy("YES", DEEP, 1000, price_seen="0.50").shares == D(400)
