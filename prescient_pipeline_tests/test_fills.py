@@ -102,6 +102,9 @@ def test_history_fills_round_to_the_tick_against_the_trader():
     assert s.sell("YES", point, 10).levels == ((D("0.39"), D(10)),)
     assert s.buy("YES", dict(point, tick_size="0.001"), "4.01").levels == ((D("0.401"), D(10)),)
     assert s.buy("YES", point, "4.1").evidence == "history"
+    # Without a price seen the limit starts from the model's own price: a 3-cent half-spread
+    # (0.40 + 0.03 = 0.43) is not refused by the 2-cent maximum slippage.
+    assert settings(slippage_bps=300).buy("YES", {"yes_price": "0.40"}, "4.3").levels == ((D("0.43"), D(10)),)
     # A backtest replaying price points uses the history model even where a book is stored.
     assert ExecutionSettings.from_config({}, history_only=True).fill_model(
         OutcomeBook.from_state("YES", DEEP), "buy").evidence == "history"

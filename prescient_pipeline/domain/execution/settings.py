@@ -77,20 +77,23 @@ class ExecutionSettings:
                 return TopOfBook()
         return HistoryPrice(self.half_spread)
 
-    def buy_limit(self, book: OutcomeBook, price_seen: Any) -> Decimal | None:
-        """The highest price a buy takes: the price the signal saw (else the best ask) plus the
-        maximum slippage."""
+    def buy_limit(self, price_seen: Any, model: FillModel, book: OutcomeBook) -> Decimal | None:
+        """The highest price a buy takes: the price the signal saw (else the best price the fill
+        model offers) plus the maximum slippage."""
         if self.max_slippage is None:
             return None
-        base = price_seen if price_seen is not None else (book.best_ask if book.best_ask is not None else book.price)
-        return None if base is None else to_price(Decimal(str(base)) + self.max_slippage)
+        if price_seen is None:
+            offered = model.ask_levels(book)
+            price_seen = offered[0][0] if offered else None
+        return None if price_seen is None else to_price(Decimal(str(price_seen)) + self.max_slippage)
 
     def buy(self, side: str, market_state: Any, amount: Any, price_seen: Any = None,
             max_shares: Decimal | None = None) -> Fill:
         """Fill a buy of `side` on a market row; raises FillRejected with the reason."""
         book = OutcomeBook.from_state(side, market_state)
-        return self.fill_model(book, "buy").buy(
-            book, Decimal(str(amount)), self.fee_model(market_state), self.buy_limit(book, price_seen), max_shares)
+        model = self.fill_model(book, "buy")
+        return model.buy(book, Decimal(str(amount)), self.fee_model(market_state),
+                         self.buy_limit(price_seen, model, book), max_shares)
 
     def sell(self, side: str, market_state: Any, shares: Any) -> Fill:
         """Fill a sale of `shares` of `side`; raises FillRejected when nobody buys."""
