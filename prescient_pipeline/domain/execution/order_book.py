@@ -124,13 +124,13 @@ class OutcomeBook:
             return _mirror(levels)
         return _agreeing(parse_levels(self._raw_bids, True), self.best_bid)
 
-    @property
+    @cached_property
     def mid(self) -> Decimal | None:
         if self.best_bid is None or self.best_ask is None:
             return None
         return to_price((self.best_bid + self.best_ask) / 2)
 
-    @property
+    @cached_property
     def displayed_price(self) -> Decimal | None:
         """What Polymarket shows: the mid, or the last trade when the spread exceeds $0.10;
         the outcome price when the book has no two sides."""

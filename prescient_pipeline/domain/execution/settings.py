@@ -17,6 +17,7 @@ Config keys and what they mean under this model (stored configs keep working):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from decimal import Decimal
 from typing import Any, Mapping
 
@@ -61,7 +62,7 @@ class ExecutionSettings:
             history_only=history_only,
         )
 
-    @property
+    @cached_property
     def has_exits(self) -> bool:
         return self.exits != ExitRules()
 
