@@ -4,6 +4,7 @@ per-market fees in the market rows: golden numbers by hand, the books balanced a
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from decimal import Decimal
 
 from sqlalchemy import text
@@ -14,7 +15,7 @@ from prescient_pipeline.services.execution import execute_portfolio
 from prescient_pipeline.services.reports import report, unbalanced_portfolios
 
 from .test_execution import T0, add_signals, one, portfolio, rows, store, wire_market
-from .test_prices_service import LATER, book, run_update
+from .test_prices_service import LATER, T1, book, run_update
 
 
 def set_market(engine, market_id: str, **columns) -> None:
@@ -150,10 +151,43 @@ def test_a_buy_at_the_ask_in_an_unchanged_market_is_not_stopped_out_and_reports_
 
     # The market falls: book 0.30 / 0.40, mid 0.35; 0.35 / 0.45 - 1 = -22% <= -15%: stop loss,
     # sold at the bid 0.30: 100 * 0.30 = 30, realized 30 - 50 = -20.
-    update = run_update(books=dict([book("0.3", "0.4", "440101")]), engine=engine,
-                        now=T0 + (update.observed_at - T0) * 2)
+    update = run_update(books=dict([book("0.3", "0.4", "440101")]), engine=engine, now=T1 + timedelta(hours=1))
     assert dict(update.exits) == {"stop_loss": 1}
     sale = one(engine, "SELECT * FROM trades WHERE action = 'sell'")
     assert (sale.price, sale.cash_delta, sale.realized_pnl, sale.evidence) == (
         Decimal("0.3"), Decimal(30), Decimal(-20), "top_of_book")
+    assert unbalanced_portfolios(engine) == []
+
+
+def test_an_exit_the_bids_cannot_take_whole_sells_what_they_hold_and_keeps_the_rest(engine):
+    store(engine, [wire_market("4501", "0.45", "0.55", bid="0.4", ask="0.5", endDate=LATER)])
+    pid = portfolio(engine, config={"stop_loss_percentage": 0.15})
+    add_signals(engine, pid, [("4501", "YES", 50, "0.5")])
+    execute_portfolio(engine, pid)  # 100 shares for 50, entry mark 0.45
+    # The market falls to 0.30 / 0.40 (mid 0.35, -22%) and the bids list only 60 shares.
+    set_market(engine, "4501", bids=[["0.30", "60"]], asks=[["0.40", "500"]])
+    run_update(books=dict([book("0.3", "0.4", "450101")]), engine=engine)  # at T1
+
+    sale = one(engine, "SELECT * FROM trades WHERE action = 'sell'")
+    # 60 @ 0.30 = 18 (evidence depth); the 60 take 60/100 of the cost basis 50 = 30: realized -12.
+    assert (sale.shares, sale.amount, sale.realized_pnl, sale.evidence, sale.levels) == (
+        Decimal(60), Decimal(18), Decimal(-12), "depth", [["0.30000000", "60.00000000"]])
+    p = one(engine, "SELECT * FROM portfolio_positions")
+    # 40 shares stay open with cost basis 20, marked at the mid 0.35: 14, unrealized -6; at the bid 12.
+    assert (p.status, p.shares, p.cost_basis, p.market_value, p.unrealized_pnl, p.liquidation_value, p.realized_pnl) == (
+        "open", Decimal(40), Decimal(20), Decimal(14), Decimal(-6), Decimal(12), Decimal(-12))
+    pf = svc.get_portfolio(engine, pid)
+    # cash 950 + 18 = 968; total 968 + 14 = 982 = 1000 - 12 - 6; no round trip closed yet
+    assert (pf["current_balance"], pf["realized_pnl"], pf["unrealized_pnl"], pf["liquidation_value"]) == (
+        Decimal(968), Decimal(-12), Decimal(-6), Decimal(980))
+    assert (pf["total_winning_trades"], pf["total_losing_trades"], pf["trade_count"]) == (0, 0, 2)
+    assert unbalanced_portfolios(engine) == []
+
+    # The next update sells the other 40 @ 0.30 = 12 (cost 20, realized -8): the position closes,
+    # its round trip realized -20, one losing trade.
+    run_update(books=dict([book("0.3", "0.4", "450101")]), engine=engine, now=T1 + timedelta(hours=1))
+    p = one(engine, "SELECT * FROM portfolio_positions")
+    assert (p.status, p.realized_pnl, p.proceeds, p.close_reason) == ("closed", Decimal(-20), Decimal(30), "stop_loss")
+    pf = svc.get_portfolio(engine, pid)
+    assert (pf["current_balance"], pf["realized_pnl"], pf["total_losing_trades"]) == (Decimal(980), Decimal(-20), 1)
     assert unbalanced_portfolios(engine) == []

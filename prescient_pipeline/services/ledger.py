@@ -14,7 +14,7 @@ from decimal import Decimal
 from sqlalchemy import bindparam, func, select, text, update
 
 from ..db.schema import portfolio_positions, portfolios, trades
-from ..domain.accounting import ZERO, PositionState, Totals, mark, portfolio_totals, to_money, to_price
+from ..domain.accounting import ZERO, PositionState, Totals, mark, portfolio_totals, to_money, to_price, to_shares
 from ..domain.execution import Fill, OutcomeBook
 from ..domain.risk import PortfolioState
 from ..errors import InputError
@@ -114,7 +114,8 @@ _DEBIT_BUY = update(portfolios).where(portfolios.c.portfolio_id == bindparam("po
 
 @dataclass(frozen=True)
 class Close:
-    """A whole position closed: a sale at the bid or a settlement."""
+    """A position closed (a settlement, or a sale that sold every share) or reduced (a sale that
+    the bids took only part of: the rest stays open)."""
 
     portfolio_id: int
     position: dict  # its portfolio_positions row
@@ -127,16 +128,37 @@ class Close:
     fill: Fill | None = None  # how a sale was priced; None: a settlement
 
     @property
+    def shares(self) -> Decimal:
+        return self.fill.shares if self.fill is not None else to_shares(self.position["shares"])
+
+    @property
+    def whole(self) -> bool:
+        return self.shares >= to_shares(self.position["shares"])
+
+    @property
+    def cost(self) -> Decimal:
+        """The cost basis the shares sold take with them: all of it, or their share of it."""
+        basis = to_money(self.position["cost_basis"])
+        return basis if self.whole else to_money(basis * self.shares / to_shares(self.position["shares"]))
+
+    @property
     def realized(self) -> Decimal:
-        return to_money(self.proceeds) - to_money(self.position["cost_basis"])
+        return to_money(self.proceeds) - self.cost
+
+    @property
+    def round_trip_realized(self) -> Decimal:
+        """The position's realized P&L once this is booked (earlier partial sales included)."""
+        return to_money(self.position.get("realized_pnl") or 0) + self.realized
 
 
 # Positions and portfolios take their closes in one statement each, whatever their number.
+# A position's realized P&L, proceeds and exit fee add up over its sales.
 _CLOSE_POSITIONS = text(
     """
     UPDATE portfolio_positions p
-    SET status = 'closed', close_reason = v.reason, closed_at = :at, exit_price = v.price, exit_fee = v.fee,
-        proceeds = v.proceeds, realized_pnl = v.realized, current_price = v.price, market_value = 0,
+    SET status = 'closed', close_reason = v.reason, closed_at = :at, exit_price = v.price,
+        exit_fee = p.exit_fee + v.fee, proceeds = coalesce(p.proceeds, 0) + v.proceeds,
+        realized_pnl = p.realized_pnl + v.realized, current_price = v.price, market_value = 0,
         liquidation_value = 0, unrealized_pnl = 0, last_marked_at = :at
     FROM unnest(CAST(:ids AS bigint[]), CAST(:reasons AS text[]), CAST(:prices AS numeric[]),
                 CAST(:fees AS numeric[]), CAST(:proceeds AS numeric[]), CAST(:realized AS numeric[]))
@@ -144,17 +166,30 @@ _CLOSE_POSITIONS = text(
     WHERE p.position_id = v.position_id
     """
 )
+_REDUCE_POSITIONS = text(
+    """
+    UPDATE portfolio_positions p
+    SET shares = p.shares - v.shares, cost_basis = p.cost_basis - v.cost, exit_fee = p.exit_fee + v.fee,
+        proceeds = coalesce(p.proceeds, 0) + v.proceeds, realized_pnl = p.realized_pnl + v.realized
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:shares AS numeric[]), CAST(:costs AS numeric[]),
+                CAST(:fees AS numeric[]), CAST(:proceeds AS numeric[]), CAST(:realized AS numeric[]))
+         AS v(position_id, shares, cost, fee, proceeds, realized)
+    WHERE p.position_id = v.position_id
+    """
+)
+# A round trip counts as won or lost when its position closes.
 _CREDIT_PORTFOLIOS = text(
     """
     UPDATE portfolios p
     SET current_balance = p.current_balance + v.proceeds, realized_pnl = p.realized_pnl + v.realized,
         total_fees = p.total_fees + v.fees, trade_count = p.trade_count + v.trades,
         total_winning_trades = p.total_winning_trades + v.wins,
-        total_losing_trades = p.total_losing_trades + v.trades - v.wins,
+        total_losing_trades = p.total_losing_trades + v.closed - v.wins,
         last_trade_at = :at, last_updated = now()
     FROM unnest(CAST(:ids AS integer[]), CAST(:proceeds AS numeric[]), CAST(:realized AS numeric[]),
-                CAST(:fees AS numeric[]), CAST(:trades AS integer[]), CAST(:wins AS integer[]))
-         AS v(portfolio_id, proceeds, realized, fees, trades, wins)
+                CAST(:fees AS numeric[]), CAST(:trades AS integer[]), CAST(:closed AS integer[]),
+                CAST(:wins AS integer[]))
+         AS v(portfolio_id, proceeds, realized, fees, trades, closed, wins)
     WHERE p.portfolio_id = v.portfolio_id
     """
 )
@@ -167,33 +202,46 @@ def _close_fill_columns(close: Close) -> dict:
 
 
 def book_closes(conn, closes: list[Close], at: datetime) -> None:
-    """Book closes of positions of locked portfolios: a trade row each, the positions closed,
-    and each portfolio's cash, realized P&L, fees and win/loss counters moved."""
+    """Book closes (and partial sales) of positions of locked portfolios: a trade row each, the
+    positions closed or reduced, and each portfolio's cash, realized P&L, fees and win/loss
+    counters moved."""
     if not closes:
         return
     conn.execute(trades.insert(), [{
         "portfolio_id": c.portfolio_id, "signal_id": None, "position_id": c.position["position_id"],
         "market_id": c.position["market_id"], "side": c.position["side"], "action": c.action,
-        "shares": c.position["shares"], "price": c.price, "price_seen": None,
+        "shares": c.shares, "price": c.price, "price_seen": None,
         "amount": c.gross if c.gross is not None else c.proceeds, "fee": c.fee, "cash_delta": c.proceeds,
         "realized_pnl": c.realized, "reason": c.reason, "executed_at": at, **_close_fill_columns(c),
     } for c in closes])
-    conn.execute(_CLOSE_POSITIONS, {
-        "at": at, "ids": [c.position["position_id"] for c in closes], "reasons": [c.reason for c in closes],
-        "prices": [c.price for c in closes], "fees": [c.fee for c in closes],
-        "proceeds": [c.proceeds for c in closes], "realized": [c.realized for c in closes],
-    })
+    whole = [c for c in closes if c.whole]
+    partial = [c for c in closes if not c.whole]
+    if whole:
+        conn.execute(_CLOSE_POSITIONS, {
+            "at": at, "ids": [c.position["position_id"] for c in whole], "reasons": [c.reason for c in whole],
+            "prices": [c.price for c in whole], "fees": [c.fee for c in whole],
+            "proceeds": [c.proceeds for c in whole], "realized": [c.realized for c in whole],
+        })
+    if partial:
+        conn.execute(_REDUCE_POSITIONS, {
+            "ids": [c.position["position_id"] for c in partial], "shares": [c.shares for c in partial],
+            "costs": [c.cost for c in partial], "fees": [c.fee for c in partial],
+            "proceeds": [c.proceeds for c in partial], "realized": [c.realized for c in partial],
+        })
     sums: dict[int, dict] = {}
     for c in closes:
-        s = sums.setdefault(c.portfolio_id, {"proceeds": ZERO, "realized": ZERO, "fees": ZERO, "trades": 0, "wins": 0})
+        s = sums.setdefault(c.portfolio_id, {"proceeds": ZERO, "realized": ZERO, "fees": ZERO, "trades": 0,
+                                             "closed": 0, "wins": 0})
         s["proceeds"] += c.proceeds
         s["realized"] += c.realized
         s["fees"] += c.fee
         s["trades"] += 1
-        s["wins"] += 1 if c.realized > 0 else 0
+        if c.whole:
+            s["closed"] += 1
+            s["wins"] += 1 if c.round_trip_realized > 0 else 0
     ids = list(sums)
     conn.execute(_CREDIT_PORTFOLIOS, {"at": at, "ids": ids, **{
-        name: [sums[i][name] for i in ids] for name in ("proceeds", "realized", "fees", "trades", "wins")}})
+        name: [sums[i][name] for i in ids] for name in ("proceeds", "realized", "fees", "trades", "closed", "wins")}})
 
 
 def derived_totals(row: dict, marked: list[tuple[PositionState, Decimal | None]],

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -275,33 +275,40 @@ def _update_portfolio(portfolio: dict, rows: list[dict], markets_by_id: dict[str
         liquidation = row["liquidation_value"] if row["liquidation_value"] is not None else row["market_value"]
         market = markets_by_id.get(row["market_id"])
         if market is not None:
-            outcome = _update_position(portfolio["portfolio_id"], row, position, market, settings, now, report)
-            if isinstance(outcome, Close):
-                closes.append(outcome)
+            close, new_mark, position = _update_position(portfolio["portfolio_id"], row, position, market, settings,
+                                                         now, report)
+            if close is not None:
+                closes.append(close)
+            if position is None:
                 continue
-            if outcome is not None:
-                marks.append(outcome)
-                price, liquidation = outcome.price, outcome.liquidation
+            if new_mark is not None:
+                marks.append(new_mark)
+                price, liquidation = new_mark.price, new_mark.liquidation
         still_open.append((position, price))
         at_bid += to_money(liquidation or 0)
     return still_open, at_bid
 
 
 def _update_position(portfolio_id: int, row: dict, position: PositionState, market: _Market,
-                     settings: ExecutionSettings, now: datetime, report: PriceUpdateReport) -> Close | _Mark | None:
-    """The position's settlement or exit, else its new mark (None: no price to mark at)."""
+                     settings: ExecutionSettings, now: datetime, report: PriceUpdateReport,
+                     ) -> tuple[Close | None, _Mark | None, PositionState | None]:
+    """The position's settlement or exit sale, and its new mark (None: no price to mark at),
+    with the position as it stays open (None: closed). A sale the bids take only part of leaves
+    the rest open, marked."""
     outcome, state = market.outcome, market.state
     if not isinstance(outcome, NotSettled):
         proceeds, _ = settle_position(position, outcome)
         payout = proceeds / position.shares if position.shares else Decimal(0)
         report.settlements[outcome.kind] += 1
-        return Close(portfolio_id, row, "settle", to_price(payout), Decimal(0), proceeds, f"settlement_{outcome.kind}")
+        return Close(portfolio_id, row, "settle", to_price(payout), Decimal(0), proceeds,
+                     f"settlement_{outcome.kind}"), None, None
     if outcome.flag in WATCH_FLAGS:
         report.flags[outcome.flag] += 1
     flag = outcome.flag if outcome.flag in WATCH_FLAGS else None
 
     book = market.book(row["side"])
     shown = book.displayed_price
+    close = None
     # A basket leg alone is not a position to manage: the basket pays out at settlement. With
     # no bid there is nothing to sell into.
     if settings.has_exits and row["group_id"] is None and not state["closed"] and book.best_bid is not None:
@@ -313,11 +320,15 @@ def _update_position(portfolio_id: int, row: dict, position: PositionState, mark
                 fill = None
             if fill is not None:
                 report.exits[decision.reason] += 1
-                return Close(portfolio_id, row, "sell", fill.price, fill.fee, fill.proceeds, decision.reason,
-                             fill.gross, fill)
+                close = Close(portfolio_id, row, "sell", fill.price, fill.fee, fill.proceeds, decision.reason,
+                              fill.gross, fill)
+                if close.whole:
+                    return close, None, None
+                position = replace(position, shares=position.shares - close.shares,
+                                   cost_basis=position.cost_basis - close.cost)
     if shown is None:
-        return None
+        return close, None, position
     price = mark_price_of(book, shown)
     market_value, unrealized = mark(position, price)
-    return _Mark(row["position_id"], price, market_value, unrealized,
-                 liquidation_value(position, book.best_bid, market_value), flag)
+    return close, _Mark(row["position_id"], price, market_value, unrealized,
+                        liquidation_value(position, book.best_bid, market_value), flag), position

@@ -10,8 +10,8 @@ is left is cancelled (fill-and-kill): the fill records the amount requested besi
 Shares round down to the share quantum; the fee is the venue's rounding of the order's fee, and
 when that rounding would take the cost past the amount a few shares fewer are taken.
 
-A sale takes bid levels best first for its shares. The stored book lists at most 20 levels a
-side: shares beyond them are taken at the last level listed.
+A sale takes bid levels best first for its shares, fill-and-kill too: shares the listed bids
+cannot take stay unsold.
 """
 
 from __future__ import annotations
@@ -114,7 +114,8 @@ class FillModel(ABC):
                     book.mid, amount, fees.flag)
 
     def sell(self, book: OutcomeBook, shares: Decimal, fees: FeeModel) -> Fill:
-        """Sell `shares` into the bids (no limit: an exit takes what the book pays)."""
+        """Sell up to `shares` into the bids (no limit: an exit takes what the book pays); what
+        the listed bids cannot take stays unsold (fill-and-kill)."""
         shares = to_shares(shares)
         if shares <= 0:
             raise ValueError(f"sell shares must be positive, got {shares}")
@@ -129,11 +130,10 @@ class FillModel(ABC):
                 left -= take
             if left <= 0:
                 break
-        if left > 0:  # beyond the levels listed: at the last one
-            price = offered[-1][0]
-            taken = taken[:-1] + [(price, taken[-1][1] + left)] if taken and taken[-1][0] == price else taken + [(price, left)]
+        if not taken:
+            raise FillRejected(f"no bid to sell {book.side} into")
         notional, fee = _priced(taken, fees)
-        return Fill("sell", shares, notional, fee, tuple(taken), self.evidence, book.mid, shares, fees.flag)
+        return Fill("sell", shares - left, notional, fee, tuple(taken), self.evidence, book.mid, shares, fees.flag)
 
 
 def _plain(number: Decimal) -> str:
