@@ -72,7 +72,7 @@ def test_a_buy_below_the_minimum_order_size_is_rejected_with_that_reason(engine)
     set_market(engine, "4101", min_order_size="5")
     pid = portfolio(engine)
     (sid,) = add_signals(engine, pid, [("4101", "YES", 2, "0.5")])
-    assert execute_portfolio(engine, pid).rejected == 1
+    assert execute_portfolio(engine, pid).rejections == {"below minimum order size": 1}
     # $2 at 0.50 is 4 shares, under the market's minimum of 5; nothing is written.
     assert signal_of(engine, sid) == (False, "4101: below minimum order size: 4 shares < 5")
     assert rows(engine, "SELECT * FROM trades") == []

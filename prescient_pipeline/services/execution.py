@@ -151,7 +151,9 @@ def _execute_unit(engine: Engine, portfolio_id: int, unit: list[int], at: dateti
         if reason is not None:
             _reject(conn, unit, reason)
             report.rejected += len(unit)
-            key = reason.split(": ", 1)[-1].split(":")[0] if reason.startswith("leg ") else reason.split(":")[0]
+            head, _, rest = reason.partition(": ")
+            # Count by what went wrong, not by which leg or market it was.
+            key = rest.split(":")[0] if rest and (reason.startswith("leg ") or head in market_ids) else head
             report.rejections[key] = report.rejections.get(key, 0) + len(unit)
             return
 
