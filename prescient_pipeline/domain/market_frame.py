@@ -45,6 +45,13 @@ MARKET_COLUMNS: dict[str, str] = {
     "event_volume_24hr": "number",
     "event_end_date": "timestamp",
     "event_market_count": "count",
+    # Optional (a reader may leave them out: unknown for every market; the negRisk flags above
+    # are optional too, and then false).
+    "group_item_title": "optional_text",
+    # The market's fee regime as of the frame's time (see domain.execution.fees).
+    "fees_enabled": "optional_flag",
+    "fee_rate": "number",
+    "fee_exponent": "number",
 }
 
 DERIVED_COLUMNS = (
@@ -57,7 +64,8 @@ DERIVED_COLUMNS = (
 )
 
 # A reader may leave these out; they are then unknown for every market.
-_OPTIONAL_COLUMNS = ("accepting_orders", "neg_risk_augmented", "neg_risk_other")
+_OPTIONAL_COLUMNS = ("accepting_orders", "group_item_title", "neg_risk_augmented", "neg_risk_other",
+                     "fees_enabled", "fee_rate", "fee_exponent")
 
 _DAY = pd.Timedelta(days=1)
 
