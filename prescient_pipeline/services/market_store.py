@@ -7,12 +7,12 @@ day sees the prices of that day and never a later one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pandas as pd
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from ..db import schema
 from .bulk import copy_rows, stage
@@ -80,8 +80,13 @@ def refresh_timestamp(observed_at: datetime, previous_ts: datetime | None) -> da
     return observed_at
 
 
-def write_refresh(engine: Engine, events: list[dict], markets: list[dict], observed_at: datetime) -> RefreshWrite:
-    """Upsert events and markets and append one snapshot per market, in one transaction."""
+def write_refresh(engine: Engine, events: list[dict], markets: list[dict], observed_at: datetime,
+                  before_commit: Callable[[Connection, RefreshWrite], None] | None = None) -> RefreshWrite:
+    """Upsert events and markets and append one snapshot per market, in one transaction.
+
+    `before_commit` sees the written rows inside that transaction; raising there rolls all of
+    them back (a blocking data-quality check).
+    """
     with engine.begin() as conn:
         # Serialise refreshes so two of them cannot pick the same timestamp.
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('prescient.market_refresh'))"))
@@ -93,8 +98,11 @@ def write_refresh(engine: Engine, events: list[dict], markets: list[dict], obser
         conn.execute(text(_upsert_sql("markets", staged_markets, "market_id", MARKET_COLUMNS)), {"ts": observed_at})
         # The snapshots come from the staged rows: no second rendering and COPY of every market.
         snaps = conn.execute(text(_snapshots_from_sql(staged_markets)), {"ts": observed_at, "source": GAMMA}).rowcount
-    return RefreshWrite(events=len(events), markets=len(markets), snapshots=snaps,
-                        previous_market_count=previous, ts=observed_at)
+        written = RefreshWrite(events=len(events), markets=len(markets), snapshots=snaps,
+                               previous_market_count=previous, ts=observed_at)
+        if before_commit is not None:
+            before_commit(conn, written)
+    return written
 
 
 # Columns a book can update, with their array types: a price update of a few hundred markets
