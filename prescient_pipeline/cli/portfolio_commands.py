@@ -12,6 +12,7 @@ from ..db.migrate import ensure_schema
 from ..errors import InputError
 from ..services import portfolios as svc
 from ..services.ledger import open_position_rows
+from ..services.status import describe_flag, flagged_positions
 from . import Output
 
 log = logging.getLogger(__name__)
@@ -121,12 +122,15 @@ def _show(args) -> Output:
     row = svc.get_portfolio(engine, args.portfolio_id)
     with engine.connect() as conn:
         positions = open_position_rows(conn, row["portfolio_id"])
-    cols = ["market_id", "side", "shares", "avg_price", "cost_basis", "current_price", "market_value", "unrealized_pnl"]
+        flagged = flagged_positions(conn, row["portfolio_id"])
+    cols = ["market_id", "side", "shares", "avg_price", "cost_basis", "current_price", "market_value", "unrealized_pnl",
+            "settlement_flag"]
     text = _one(row, f"portfolio {row['portfolio_id']}: {row['name']}").text
     text += "\n\nopen positions\n" + (
         tabulate([[p[c] for c in cols] for p in positions], headers=cols) if positions else "none"
     )
-    return Output({**row, "positions": positions}, text)
+    text += "".join(f"\nflagged: {describe_flag(f)}" for f in flagged)
+    return Output({**row, "positions": positions, "flagged_positions": flagged}, text)
 
 
 def _update(args) -> Output:
