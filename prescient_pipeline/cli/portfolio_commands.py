@@ -123,6 +123,7 @@ def _show(args) -> Output:
     with engine.connect() as conn:
         positions = open_position_rows(conn, row["portfolio_id"])
         flagged = flagged_positions(conn, row["portfolio_id"])
+        transfers = svc.transfer_log(conn, row["portfolio_id"])
     cols = ["market_id", "side", "shares", "avg_price", "cost_basis", "current_price", "market_value", "unrealized_pnl",
             "settlement_flag"]
     text = _one(row, f"portfolio {row['portfolio_id']}: {row['name']}").text
@@ -130,7 +131,11 @@ def _show(args) -> Output:
         tabulate([[p[c] for c in cols] for p in positions], headers=cols) if positions else "none"
     )
     text += "".join(f"\nflagged: {describe_flag(f)}" for f in flagged)
-    return Output({**row, "positions": positions, "flagged_positions": flagged}, text)
+    if transfers:
+        shown = [[t["timestamp"], t["amount"], (t["counterparty"] or "")
+                  + ("" if t["counterparty_id"] is not None else " (deleted)"), t["reason"] or ""] for t in transfers]
+        text += "\n\ntransfers\n" + tabulate(shown, headers=["at", "amount", "counterparty", "reason"])
+    return Output({**row, "positions": positions, "flagged_positions": flagged, "transfers": transfers}, text)
 
 
 def _update(args) -> Output:
