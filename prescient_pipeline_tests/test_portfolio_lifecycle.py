@@ -99,3 +99,40 @@ def test_stored_totals_are_right_after_a_crash_between_fills(engine, monkeypatch
     p = svc.get_portfolio(engine, pid)
     assert (p["current_balance"], p["total_invested"], p["unrealized_pnl"], p["total_profit_loss"]) == (
         Decimal(857), Decimal(143), Decimal(-3), Decimal(-3))
+
+
+@pytest.mark.slow  # migrates a scratch database from nothing (about ten seconds)
+def test_the_migration_names_existing_transfers_and_keeps_them_past_a_deletion(database_url):
+    import uuid
+
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from prescient_pipeline.db import embedded, migrate
+    from prescient_pipeline.db.urls import sqlalchemy_url, with_database
+
+    name = f"prescient_migrate_{uuid.uuid4().hex[:10]}"
+    embedded.ensure_database(database_url, name)
+    scratch = create_engine(sqlalchemy_url(with_database(database_url, name)))
+    try:
+        def to(revision: str) -> None:
+            with scratch.begin() as conn:
+                cfg = migrate._config()
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+
+        to("0004")
+        with scratch.begin() as conn:
+            conn.execute(text("INSERT INTO portfolios (portfolio_id, name, strategy_type, initial_balance, "
+                              "current_balance) VALUES (1, 'a', 'momentum', 100, 90), (2, 'b', 'momentum', 100, 110)"))
+            conn.execute(text("INSERT INTO portfolio_rebalancing_log (from_portfolio_id, to_portfolio_id, amount) "
+                              "VALUES (1, 2, 10)"))
+        to("head")
+        with scratch.begin() as conn:
+            conn.execute(text("DELETE FROM portfolios WHERE portfolio_id = 1"))
+            log = conn.execute(text("SELECT from_portfolio_id, from_portfolio_name, to_portfolio_id, "
+                                    "to_portfolio_name, amount FROM portfolio_rebalancing_log")).all()
+        assert [tuple(r) for r in log] == [(None, "a", 2, "b", Decimal(10))]
+    finally:
+        scratch.dispose()
+        embedded.drop_database(database_url, name)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from sqlalchemy import Engine, exists, or_, select, text
+from sqlalchemy import Engine, exists, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from ..db.schema import market_resolution_checks, portfolio_positions, portfolios
@@ -174,7 +174,7 @@ def _write_resolution_checks(conn, updates: MarketUpdates, held: list[dict]) -> 
     asked = set(updates.gamma_asked)
     missing = set(updates.missing)
     rows = []
-    for m in held:
+    for m in sorted(held, key=lambda m: m["market_id"]):  # one lock order for overlapping updates
         market_id = m["market_id"]
         if market_id not in asked and m.get("missing_since") is None and m.get("gamma_checked_at") is not None:
             continue  # nothing new to record
@@ -187,7 +187,10 @@ def _write_resolution_checks(conn, updates: MarketUpdates, held: list[dict]) -> 
         stmt = insert(market_resolution_checks).values(rows)
         conn.execute(stmt.on_conflict_do_update(
             index_elements=["market_id"],
-            set_={"gamma_checked_at": stmt.excluded.gamma_checked_at, "missing_since": stmt.excluded.missing_since},
+            # An overlapping update that observed earlier never moves the last read back.
+            set_={"gamma_checked_at": func.greatest(market_resolution_checks.c.gamma_checked_at,
+                                                    stmt.excluded.gamma_checked_at),
+                  "missing_since": stmt.excluded.missing_since},
         ))
 
 
