@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, text
 
 # A binary market's YES and NO prices should add up to about 1.
 SUM_TOLERANCE = 0.05
@@ -33,26 +33,23 @@ class CheckOutcome:
         return self.name in BLOCKING
 
 
+def failed_blocking(checks: list[CheckOutcome]) -> list[CheckOutcome]:
+    return [c for c in checks if c.blocking and not c.passed]
+
+
 class RefreshRejected(RuntimeError):
     """A blocking check failed: the refresh was rolled back and nothing of it is stored."""
 
     def __init__(self, checks: list[CheckOutcome]):
         self.checks = checks
-        failed = "; ".join(f"{c.name}: {c.description}" for c in checks if c.blocking and not c.passed)
+        failed = "; ".join(f"{c.name}: {c.description}" for c in failed_blocking(checks))
         super().__init__(f"market refresh rejected, nothing written (the previous refresh stays current): {failed}")
 
 
-def failed_blocking(checks: list[CheckOutcome]) -> list[CheckOutcome]:
-    return [c for c in checks if c.blocking and not c.passed]
-
-
-def check_refresh(conn_or_engine: Connection | Engine, ts: datetime, previous_count: int | None) -> list[CheckOutcome]:
-    """The checks over the refresh stamped `ts`, read through `conn_or_engine` (the refresh's
-    own connection sees its rows before they commit)."""
-    if isinstance(conn_or_engine, Engine):
-        with conn_or_engine.connect() as conn:
-            return check_refresh(conn, ts, previous_count)
-    row = conn_or_engine.execute(
+def check_refresh(conn: Connection, ts: datetime, previous_count: int | None) -> list[CheckOutcome]:
+    """The checks over the refresh stamped `ts`, read through the refresh's own connection,
+    which sees its rows before they commit."""
+    row = conn.execute(
         text(
             """
             SELECT count(*) AS n,
