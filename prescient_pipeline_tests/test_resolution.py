@@ -11,10 +11,12 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import text
 
 from prescient_pipeline.cli import main
 from prescient_pipeline.polymarket.client import PolymarketClient
 from prescient_pipeline.services import portfolios as svc
+from prescient_pipeline.services.execution import execute_portfolio
 from prescient_pipeline.services.prices import update_prices
 from prescient_pipeline.services.reports import unbalanced_portfolios
 
@@ -30,7 +32,6 @@ def open_position(engine, market_id: str, amount, config=None, name="held", **fi
     store(engine, [wire_market(market_id, "0.48", "0.52", bid="0.47", ask="0.49", endDate=LATER, **fields)])
     pid = portfolio(engine, name=name, config=config)
     add_signals(engine, pid, [(market_id, "YES", amount)])
-    from prescient_pipeline.services.execution import execute_portfolio
     assert execute_portfolio(engine, pid).executed == 1
     return pid
 
@@ -191,3 +192,16 @@ def test_settlement_flags_show_in_the_cli(engine, cli):
     assert [f["flag"] for f in shown["flagged_positions"]] == ["resolution_disputed"]
     code, reported = cli("report", "--portfolio", str(pid))
     assert [f["flag"] for f in reported["flagged_positions"]] == ["resolution_disputed"]
+
+
+def test_a_portfolio_archived_with_open_positions_before_the_rule_still_settles(engine):
+    pid = open_position(engine, "7606", 49)  # 100 shares
+    with engine.begin() as conn:  # archived by an older version, positions and all
+        conn.execute(text("UPDATE portfolios SET status = 'archived' WHERE portfolio_id = :p"), {"p": pid})
+    won = wire_market("7606", "1", "0", closed=True, umaResolutionStatus="resolved", endDate=LATER)
+    with Venue([won]) as venue:
+        report = venue.update(engine)
+    assert report.settlements == Counter({"yes_won": 1})
+    # 1000 - 49 + 100 * $1: the winnings reach its cash.
+    assert svc.get_portfolio(engine, pid)["current_balance"] == Decimal(1051)
+    assert unbalanced_portfolios(engine) == []
