@@ -205,3 +205,25 @@ def test_a_portfolio_archived_with_open_positions_before_the_rule_still_settles(
     # 1000 - 49 + 100 * $1: the winnings reach its cash.
     assert svc.get_portfolio(engine, pid)["current_balance"] == Decimal(1051)
     assert unbalanced_portfolios(engine) == []
+
+
+def test_a_refresh_that_lists_a_held_market_counts_as_its_gamma_read(engine):
+    from prescient_pipeline.services.market_refresh import refresh_markets
+
+    pid = open_position(engine, "7607", 49)  # 100 shares
+    # At T1 the hourly refresh lists the market's (still active) event, the market in it closed
+    # and resolved YES: Gamma's word, read by the refresh.
+    won = wire_market("7607", "1", "0", closed=True, umaResolutionStatus="resolved", endDate=LATER)
+    event = {"id": "90001", "title": "Event 90001", "active": True, "closed": False, "markets": [won]}
+    with ReplayServer(events=[event], now=T1) as server:
+        with PolymarketClient(server.url, server.url, retries=0) as client:
+            refresh_markets(engine, client)
+    assert rows(engine, "SELECT market_id, gamma_checked_at FROM market_resolution_checks") == [("7607", T1)]
+
+    # Five minutes on, the stale book still answers: Gamma is not asked again, and the
+    # resolution the refresh stored settles the position.
+    with Venue([], dict([book("0.30", "0.32", "760701")]), now=T1 + timedelta(minutes=5)) as venue:
+        report = venue.update(engine)
+        assert venue.gamma_asked() == []
+    assert report.settlements == Counter({"yes_won": 1}) and not report.exits
+    assert svc.get_portfolio(engine, pid)["current_balance"] == Decimal(1051)

@@ -15,6 +15,7 @@ from ..polymarket.parser import parse_events
 from .bulk import collector_paused
 from .market_checks import CheckOutcome, RefreshRejected, check_refresh, failed_blocking
 from .market_store import RefreshWrite, write_refresh
+from .resolution_checks import record_refresh_reads
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ def refresh_markets(engine: Engine, client: PolymarketClient, logger: logging.Lo
         checks[:] = check_refresh(conn, written.ts, written.previous_market_count)
         if failed_blocking(checks):
             raise RefreshRejected(checks)
+        record_refresh_reads(conn, written.ts)
 
     written = write_refresh(engine, parsed.events, parsed.markets, fetched.observed_at, before_commit=verify)
     t3 = time.perf_counter()

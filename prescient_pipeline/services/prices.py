@@ -2,10 +2,10 @@
 exit and settle.
 
 Books come from the CLOB's batch endpoint (one request per chunk of tokens, never one per
-position). Gamma is the one place that says a market closed and how it resolved, so it is asked,
-in batches too, about every held market at least once an hour whatever its book says (markets
-resolve early, and a stale book keeps answering), and at every update about a market whose book
-is missing or whose end date has passed. A held market neither answers for is flagged missing.
+position). Gamma, the one place that says a market closed and how it resolved, is asked in
+batches too: about every held market whose last Gamma read is an hour old, whatever its book
+says, and about any whose book is missing or whose end date has passed (see
+`resolution_checks`). A held market neither answers for is flagged missing.
 
 Portfolios are updated in chunks, one transaction per chunk with the chunk's portfolio rows
 locked (in id order, as every multi-portfolio lock is taken): each portfolio is still updated
@@ -19,13 +19,12 @@ import logging
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from decimal import Decimal
 
-from sqlalchemy import Engine, exists, func, or_, select, text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Engine, exists, or_, select, text
 
-from ..db.schema import market_resolution_checks, portfolio_positions, portfolios
+from ..db.schema import portfolio_positions, portfolios
 from ..domain.accounting import PositionState, mark, to_price
 from ..domain.exits import ExitRules, exit_decision
 from ..domain.fills import sell, sell_fill_price
@@ -47,6 +46,7 @@ from ..polymarket.client import PolymarketClient
 from ..polymarket.parser import parse_markets
 from .ledger import Close, book_closes, derived_totals, write_derived_totals
 from .market_store import write_market_updates
+from .resolution_checks import gamma_due, write_resolution_checks
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,6 @@ WATCH_FLAGS = {"resolved_but_open", "resolution_proposed", "resolution_disputed"
 # A resolution is under way (or the market is gone): exits wait for the settlement, so a stop
 # loss never sells a position Gamma says has won.
 EXITS_WAIT = {RESOLVED_BUT_OPEN, RESOLUTION_PROPOSED, RESOLUTION_DISPUTED, MARKET_MISSING}
-# Every held market's Gamma state is read at least this often, whatever its book says.
-GAMMA_CHECK_INTERVAL = timedelta(hours=1)
 
 
 @dataclass
@@ -131,21 +129,13 @@ def _book_row(market_id: str, book) -> dict | None:
             "best_bid": book.best_bid, "best_ask": book.best_ask}
 
 
-def _gamma_due(market: dict, has_book: bool, now: datetime) -> bool:
-    """Gamma is asked about a held market whose book is gone, whose end date has passed, or
-    whose Gamma state was last read an hour or more ago (or never)."""
-    past_end = market["end_date"] is not None and market["end_date"] <= now
-    checked = market.get("gamma_checked_at")
-    return not has_book or past_end or checked is None or checked <= now - GAMMA_CHECK_INTERVAL
-
-
 def fetch_market_updates(client: PolymarketClient, held: list[dict]) -> MarketUpdates:
     tokens = {m["yes_token_id"]: m["market_id"] for m in held if m["yes_token_id"]}
     books = client.fetch_books(list(tokens)) if tokens else {}
     # Due dates by the server's clock as the books were read (the simulator's own, offline).
     now = client.observed_at or datetime.now(timezone.utc)
     by_book = {m["market_id"]: row for m in held if (row := _book_row(m["market_id"], books.get(m["yes_token_id"])))}
-    asked = [m["market_id"] for m in held if _gamma_due(m, m["market_id"] in by_book, now)]
+    asked = [m["market_id"] for m in held if gamma_due(m, m["market_id"] in by_book, now)]
     answered = client.fetch_markets(asked) if asked else []
     known_to_gamma = {str(r.get("id")) for r in answered if isinstance(r, dict)}
     gamma_rows = [_with_book(r, by_book.get(r["market_id"])) for r in parse_markets(answered).markets]
@@ -167,31 +157,6 @@ def _with_book(gamma_row: dict, book_row: dict | None) -> dict:
     if book_row is None or not isinstance(outcome, NotSettled) or outcome.flag != OPEN:
         return gamma_row
     return {**gamma_row, **book_row}
-
-
-def _write_resolution_checks(conn, updates: MarketUpdates, held: list[dict]) -> None:
-    """When Gamma was last asked about each held market, and since when a market is missing."""
-    asked = set(updates.gamma_asked)
-    missing = set(updates.missing)
-    rows = []
-    for m in sorted(held, key=lambda m: m["market_id"]):  # one lock order for overlapping updates
-        market_id = m["market_id"]
-        if market_id not in asked and m.get("missing_since") is None and m.get("gamma_checked_at") is not None:
-            continue  # nothing new to record
-        rows.append({
-            "market_id": market_id,
-            "gamma_checked_at": updates.observed_at if market_id in asked else m.get("gamma_checked_at"),
-            "missing_since": (m.get("missing_since") or updates.observed_at) if market_id in missing else None,
-        })
-    if rows:
-        stmt = insert(market_resolution_checks).values(rows)
-        conn.execute(stmt.on_conflict_do_update(
-            index_elements=["market_id"],
-            # An overlapping update that observed earlier never moves the last read back.
-            set_={"gamma_checked_at": func.greatest(market_resolution_checks.c.gamma_checked_at,
-                                                    stmt.excluded.gamma_checked_at),
-                  "missing_since": stmt.excluded.missing_since},
-        ))
 
 
 def _write_market_rows(conn, rows: list[dict], observed_at: datetime, source: str) -> None:
@@ -226,7 +191,7 @@ def update_prices(engine: Engine, client: PolymarketClient, logger: logging.Logg
     with engine.begin() as conn:
         write_market_updates(conn, clob_rows, observed_at, "clob")
         _write_market_rows(conn, gamma_rows, observed_at, "gamma_update")
-        _write_resolution_checks(conn, updates, held)
+        write_resolution_checks(conn, held, updates.gamma_asked, updates.missing, observed_at)
     t2 = time.perf_counter()
 
     with engine.connect() as conn:
