@@ -5,8 +5,9 @@
 The markets come from the local simulator through a real refresh (3,500 events give about 10,300
 markets); positions are seeded straight into the database with COPY, every market held by about
 five portfolios, half YES and half NO, with a buy trade each so the books balance. Then the
-simulated clock moves an hour and `update_prices` runs against the simulator's HTTP API, as the
-5-minute schedule does. With PRESCIENT_DATABASE_URL set, a scratch database is created on that
+simulated clock moves an hour, the hourly refresh runs (untimed; it counts as the Gamma read of
+every held market it lists) and `update_prices` runs against the simulator's HTTP API, as the
+5-minute schedule does. With --no-refresh the update reads Gamma about every held market itself. With PRESCIENT_DATABASE_URL set, a scratch database is created on that
 server and dropped afterwards; otherwise an embedded PostgreSQL runs in a temporary PRESCIENT_HOME.
 """
 
@@ -182,6 +183,8 @@ def main() -> None:
     parser.add_argument("--positions", type=int, default=50)
     parser.add_argument("--events", type=int, default=3500)
     parser.add_argument("--updates", type=int, default=2, help="consecutive updates, an hour apart")
+    parser.add_argument("--no-refresh", action="store_true",
+                        help="no market refresh before each update: it asks Gamma about every held market")
     args = parser.parse_args()
 
     with scratch_database() as url:
@@ -196,12 +199,15 @@ def main() -> None:
                   f"in {time.perf_counter() - started:.1f} s")
             for n in range(1, args.updates + 1):
                 sim.universe.advance(60)
+                if not args.no_refresh:
+                    refresh_markets(engine, client)
                 started = time.perf_counter()
                 report = update_prices(engine, client)
                 total = time.perf_counter() - started
                 parts = ", ".join(f"{k} {v:.2f} s" for k, v in report.seconds.items())
                 print(f"update {n}: {total:.2f} s ({parts}); {report.markets_held:,} markets "
-                      f"({report.books:,} books, {report.gamma_markets:,} from Gamma, {len(report.unpriced)} unpriced); "
+                      f"({report.books:,} books, {report.gamma_markets:,} from Gamma, {report.gamma_asked:,} asked of Gamma, "
+                      f"{len(report.unpriced)} unpriced); "
                       f"{report.marked:,} marked, exits {sum(report.exits.values()):,}, "
                       f"settlements {sum(report.settlements.values()):,}; goal < 10 s: "
                       f"{'met' if total < 10 else 'MISSED'}")

@@ -188,9 +188,13 @@ def test_markets_that_only_look_resolved_are_not_settled_but_flagged(engine):
     assert report.flags == Counter({flag: 1 for _, flag in LOOKALIKES.values()})
     assert rows(engine, "SELECT * FROM trades WHERE action <> 'buy'") == []
     positions = {r.market_id: r for r in rows(engine, "SELECT * FROM portfolio_positions")}
-    for market, (_, flag) in LOOKALIKES.items():
+    for market, (fields, flag) in LOOKALIKES.items():
         p = positions[market]
-        assert (p.status, p.settlement_flag, p.last_marked_at) == ("open", flag, T1), market
+        # A closed market's outcome prices are its resolution, not a price: its positions keep
+        # their last mark (the buy's, at T0: 100 shares at the displayed price, the mid 0.495 of
+        # the 0.49/0.50 book at entry = 49.50) while they wait.
+        marked = (T0, Decimal("49.5")) if fields["closed"] else (T1, p.market_value)
+        assert (p.status, p.settlement_flag, p.last_marked_at, p.market_value) == ("open", flag, *marked), market
     assert positions["7301"].market_value == Decimal("99.95"), "marked at 0.9995, not paid $1"
     assert svc.get_portfolio(engine, pid)["current_balance"] == Decimal(750)
     assert unbalanced_portfolios(engine) == []
@@ -204,11 +208,11 @@ def test_unpriced_market_is_skipped_and_reported_while_the_rest_is_updated(engin
     # 7002 has no book, and Gamma does not know it (a delisted or mistyped id).
     report = run_update([], dict([book("0.58", "0.62", "700101")]), engine=engine)
 
-    assert report.unpriced == ["7002"] and report.marked == 1
+    assert report.unpriced == ["7002"] and report.marked == 1 and report.missing == ["7002"]
     assert position(engine, "7001", pid).market_value == Decimal(60)
     ghost = position(engine, "7002", pid)
-    assert (ghost.status, ghost.current_price, ghost.market_value, ghost.last_marked_at) == (
-        "open", before.current_price, before.market_value, T0), "kept at its last mark"
+    assert (ghost.status, ghost.current_price, ghost.market_value, ghost.last_marked_at, ghost.settlement_flag) == (
+        "open", before.current_price, before.market_value, T0, "market_missing"), "kept at its last mark, flagged"
     pf = svc.get_portfolio(engine, pid)
     # Cash 900 + 60 + 49.50 (its last mark: the mid 0.495 of the 0.49/0.50 book at entry):
     # 1009.50; unrealized 10 - 0.50 = 9.50.

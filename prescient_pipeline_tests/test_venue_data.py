@@ -67,14 +67,16 @@ def test_a_v2_market_is_refreshed_signalled_booked_traded_and_marked(engine):
 
         universe.advance(5)
         update = update_prices(engine, client)
-        assert update.unpriced == [] and update.books >= 1
+        # Never read from Gamma yet, the held markets are asked about; their open answers carry
+        # the book's prices and depth, stored as one observation.
+        assert update.unpriced == [] and update.gamma_asked >= 1
         (marked,) = rows(engine, "SELECT * FROM portfolio_positions WHERE position_id = :i", i=position.position_id)
         bids, asks = universe.book(wire[market]["positionIds"][0])["bids"], universe.book(wire[market]["positionIds"][0])["asks"]
         mid = (float(bids[-1]["price"]) + float(asks[-1]["price"])) / 2
         expected = mid if position.side == "YES" else 1 - mid
         assert marked.last_marked_at == universe.now and abs(float(marked.current_price) - expected) < 1e-9
-        (snapshot,) = rows(engine, "SELECT * FROM market_snapshots WHERE market_id = :m AND source = 'clob' "
-                                   "AND ts = :t", m=market, t=universe.now)
+        (snapshot,) = rows(engine, "SELECT * FROM market_snapshots WHERE market_id = :m "
+                                   "AND source IN ('clob', 'gamma_update') AND ts = :t", m=market, t=universe.now)
         assert snapshot.bids[0] == [float(bids[-1]["price"]), float(bids[-1]["size"])]
         assert snapshot.protocol_version == "v2" and snapshot.fees_enabled == wire[market]["feesEnabled"]
     assert unbalanced_portfolios(engine) == []

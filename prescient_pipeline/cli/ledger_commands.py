@@ -13,6 +13,7 @@ from ..db.engine import get_engine
 from ..db.migrate import ensure_schema
 from ..services import reports
 from ..services.portfolios import get_portfolio, parse_portfolio_id
+from ..services.status import describe_flag, flagged_positions
 from ..errors import InputError
 from . import Output
 
@@ -105,8 +106,11 @@ def _report_table(rows: list[dict]) -> str:
 
 def _report(args) -> Output:
     engine = _engine()
-    rows = reports.report(engine, _portfolio_filter(engine, args.portfolio))
-    return Output({"portfolios": rows}, _report_table(rows))
+    pid = _portfolio_filter(engine, args.portfolio)
+    rows = reports.report(engine, pid)
+    flagged = flagged_positions(engine, pid)
+    text = _report_table(rows) + "".join(f"\nflagged: {describe_flag(f)}" for f in flagged)
+    return Output({"portfolios": rows, "flagged_positions": flagged}, text)
 
 
 def _trades(args) -> Output:

@@ -13,6 +13,7 @@ from ..db.migrate import ensure_schema
 from ..errors import InputError
 from ..services import portfolios as svc
 from ..services.ledger import open_position_rows
+from ..services.status import describe_flag, flagged_positions
 from . import Output
 
 log = logging.getLogger(__name__)
@@ -125,9 +126,11 @@ def _show(args) -> Output:
     row = svc.get_portfolio(engine, args.portfolio_id)
     with engine.connect() as conn:
         positions = open_position_rows(conn, row["portfolio_id"])
+        flagged = flagged_positions(conn, row["portfolio_id"])
+        transfers = svc.transfer_log(conn, row["portfolio_id"])
     # Marks are the displayed price; liquidation value is what the bids would pay now.
     cols = ["market_id", "side", "shares", "avg_price", "cost_basis", "entry_mark", "current_price", "market_value",
-            "liquidation_value", "unrealized_pnl"]
+            "liquidation_value", "unrealized_pnl", "settlement_flag"]
     shown = {k: row[k] for k in LIST_COLUMNS + ["liquidation_value"] if k in row}
     text = f"portfolio {row['portfolio_id']}: {row['name']}\n" + tabulate(shown.items(), tablefmt="plain")
     effective = _effective_config(row)
@@ -135,7 +138,13 @@ def _show(args) -> Output:
     text += "\n\nopen positions\n" + (
         tabulate([[p[c] for c in cols] for p in positions], headers=cols) if positions else "none"
     )
-    return Output({**row, "effective_config": effective, "positions": positions}, text)
+    text += "".join(f"\nflagged: {describe_flag(f)}" for f in flagged)
+    if transfers:
+        listed = [[t["timestamp"], t["amount"], (t["counterparty"] or "")
+                   + ("" if t["counterparty_id"] is not None else " (deleted)"), t["reason"] or ""] for t in transfers]
+        text += "\n\ntransfers\n" + tabulate(listed, headers=["at", "amount", "counterparty", "reason"])
+    return Output({**row, "effective_config": effective, "positions": positions, "flagged_positions": flagged,
+                   "transfers": transfers}, text)
 
 
 def _update(args) -> Output:

@@ -9,7 +9,8 @@ from ..config import settings
 from ..db.engine import get_engine
 from ..db.urls import redact
 from ..polymarket.client import PolymarketClient
-from ..services.status import database_status
+from ..domain.settlement import MARKET_MISSING
+from ..services.status import database_status, describe_flag
 from . import Output
 
 DAEMON_STALE_SECONDS = 120
@@ -52,6 +53,10 @@ def _status(args) -> Output:
             problems.append("database is not migrated: run `prescient db upgrade`")
         for line in data["database"].get("unbalanced", []):
             problems.append(line)
+        # A vanished market is a problem (nothing will ever settle it); a resolution under way
+        # or without a payable answer is worth a look.
+        for row in data["database"].get("flagged_positions", []):
+            (problems if row["flag"] == MARKET_MISSING else warnings).append(describe_flag(row))
         if data["database"].get("last_refresh", {}).get("at") is None and data["database"]["migrated"]:
             warnings.append("markets were never refreshed")
     except Exception as exc:  # unreachable server, bad URL

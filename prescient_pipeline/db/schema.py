@@ -177,6 +177,18 @@ market_refreshes = Table(
     Column("events", Integer),
 )
 
+# When Gamma last answered about each held market, and since when neither Gamma nor the CLOB
+# knows it. Kept beside `markets` (whose rows a refresh rewrites whole) by the price update,
+# which asks Gamma about every held market at least once an hour.
+market_resolution_checks = Table(
+    "market_resolution_checks",
+    metadata,
+    Column("market_id", Text, primary_key=True),
+    Column("gamma_checked_at", TS),
+    Column("missing_since", TS),
+)
+
+
 # --- portfolios and their ledger -----------------------------------------------------------
 
 portfolios = Table(
@@ -389,8 +401,12 @@ portfolio_rebalancing_log = Table(
     metadata,
     Column("id", BigInteger, primary_key=True, autoincrement=True),
     Column("timestamp", TS, nullable=False, server_default=text("now()")),
-    Column("from_portfolio_id", Integer, ForeignKey("portfolios.portfolio_id", ondelete="CASCADE")),
-    Column("to_portfolio_id", Integer, ForeignKey("portfolios.portfolio_id", ondelete="CASCADE")),
+    # A transfer belongs to both sides' books: deleting one portfolio keeps the row for the
+    # other, with the deleted side's id cleared and its name kept.
+    Column("from_portfolio_id", Integer, ForeignKey("portfolios.portfolio_id", ondelete="SET NULL")),
+    Column("to_portfolio_id", Integer, ForeignKey("portfolios.portfolio_id", ondelete="SET NULL")),
+    Column("from_portfolio_name", Text),
+    Column("to_portfolio_name", Text),
     Column("amount", MONEY, nullable=False),
     Column("reason", Text),
     Column("executed_by", Text, nullable=False, server_default=text("'manual'")),

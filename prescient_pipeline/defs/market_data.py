@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from ..config import settings
-from ..services.market_checks import check_refresh
+from ..services.market_checks import BLOCKING, CheckOutcome, RefreshRejected
 from ..services.market_refresh import refresh_markets
 from .freshness import every
 from .resources import Database, PolymarketApi
@@ -21,29 +21,47 @@ CHECK_NAMES = [
 ]
 
 
+def _check_results(checks: list[CheckOutcome]) -> list[dg.AssetCheckResult]:
+    """The checks as computed inside the refresh's transaction, before it committed."""
+    return [
+        dg.AssetCheckResult(
+            check_name=c.name, asset_key=MARKETS, passed=c.passed, description=c.description, metadata=c.metadata,
+            severity=dg.AssetCheckSeverity.ERROR if c.blocking else dg.AssetCheckSeverity.WARN,
+        )
+        for c in checks
+    ]
+
+
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
-            EVENTS, group_name=GROUP, kinds={"postgres"}, freshness_policy=every(settings().refresh_cron),
+            # skippable: a rejected refresh writes nothing, so neither asset is materialized.
+            EVENTS, group_name=GROUP, kinds={"postgres"}, skippable=True,
+            freshness_policy=every(settings().refresh_cron),
             description="Active Polymarket events (table `events`), shared by every portfolio.",
         ),
         dg.AssetSpec(
-            MARKETS, group_name=GROUP, kinds={"postgres"}, deps=[EVENTS],
+            MARKETS, group_name=GROUP, kinds={"postgres"}, deps=[EVENTS], skippable=True,
             freshness_policy=every(settings().refresh_cron),
             description="Markets of the active events (table `markets`, current state) plus one "
             "`market_snapshots` row per market per refresh.",
         ),
     ],
     check_specs=[
-        dg.AssetCheckSpec(name, asset=MARKETS, blocking=(name == "market_count_not_collapsed"))
+        dg.AssetCheckSpec(name, asset=MARKETS, blocking=(name in BLOCKING))
         for name in CHECK_NAMES
     ],
     pool="polymarket_api",
 )
 def polymarket_market_data(context: dg.AssetExecutionContext, database: Database, polymarket: PolymarketApi):
-    """Fetch every active event once; write events, markets and snapshots in one transaction."""
+    """Fetch every active event once; check, then write events, markets and snapshots in one
+    transaction. A failed blocking check reports the checks and fails the run with nothing written."""
     engine = database.engine()
-    report = refresh_markets(engine, polymarket.client(), logger=context.log)
+    try:
+        report = refresh_markets(engine, polymarket.client(), logger=context.log)
+    except RefreshRejected as rejected:
+        yield from _check_results(rejected.checks)
+        raise dg.Failure(description=str(rejected), allow_retries=False) from None
     seconds = {f"seconds_{k}": dg.MetadataValue.float(round(v, 3)) for k, v in report.seconds.items()}
     yield dg.MaterializeResult(
         asset_key=EVENTS,
@@ -57,7 +75,6 @@ def polymarket_market_data(context: dg.AssetExecutionContext, database: Database
     )
     rejected = {f"rejected_{reason}": dg.MetadataValue.int(n) for reason, n in sorted(report.rejected.items())}
     top = pd.DataFrame(report.top_by_volume_24hr(10), columns=["market_id", "question", "yes_price", "volume_24hr", "liquidity"])
-    checks = check_refresh(engine, report.observed_at, report.previous_market_count)
     yield dg.MaterializeResult(
         asset_key=MARKETS,
         metadata={
@@ -68,14 +85,7 @@ def polymarket_market_data(context: dg.AssetExecutionContext, database: Database
             "top_markets_by_volume_24hr": dg.MetadataValue.md(top.to_markdown(index=False) if len(top) else "_none_"),
             **seconds,
         },
-        check_results=[
-            dg.AssetCheckResult(
-                check_name=c.name, asset_key=MARKETS, passed=c.passed, description=c.description,
-                metadata=c.metadata,
-                severity=dg.AssetCheckSeverity.ERROR if c.name == "market_count_not_collapsed" else dg.AssetCheckSeverity.WARN,
-            )
-            for c in checks
-        ],
+        check_results=_check_results(report.checks),
     )
 
 

@@ -37,6 +37,8 @@ MALFORMED_PRICES = "malformed_prices"
 NOT_BINARY = "not_binary"
 NO_WINNER = "no_winner"
 NOT_FINAL_PRICES = "not_final_prices"
+# A held market neither Gamma nor the CLOB knows any more: kept at its last mark, never settled.
+MARKET_MISSING = "market_missing"
 
 # Kinds of settlement.
 YES_WON = "yes_won"
@@ -165,6 +167,7 @@ __all__ = [
     "NOT_BINARY",
     "NO_WINNER",
     "NOT_FINAL_PRICES",
+    "MARKET_MISSING",
     "YES_WON",
     "NO_WON",
     "FIFTY_FIFTY",

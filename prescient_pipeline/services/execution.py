@@ -61,8 +61,6 @@ def execute_portfolio(engine: Engine, portfolio_id: int, cycle_date: date | None
         states = _market_states(conn, sorted({s["market_id"] for s in pending})) if pending else {}
     for unit in _units(pending):
         _execute_unit(engine, portfolio_id, unit, at, states, report, market_exposure_cap)
-    with engine.begin() as conn:
-        refresh_totals(conn, portfolio_id)
     return report
 
 
@@ -166,6 +164,9 @@ def _execute_unit(engine: Engine, portfolio_id: int, unit: list[int], at: dateti
             report.spent += fill.cost
             report.fees += fill.fee
             report.partial += fill.partial
+        # The stored totals move in the fills' own transaction: a crash between units leaves
+        # them right for every unit committed.
+        refresh_totals(conn, portfolio_id)
 
 
 class _LegRejected(Exception):

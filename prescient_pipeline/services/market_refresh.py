@@ -13,7 +13,9 @@ from sqlalchemy import Engine
 from ..polymarket.client import PolymarketClient
 from ..polymarket.parser import parse_events
 from .bulk import collector_paused
-from .market_store import write_refresh
+from .market_checks import CheckOutcome, RefreshRejected, check_refresh, failed_blocking
+from .market_store import RefreshWrite, write_refresh
+from .resolution_checks import record_refresh_reads
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,7 @@ class RefreshReport:
     rejected: Counter
     previous_market_count: int | None
     seconds: dict[str, float]
+    checks: list[CheckOutcome] = field(default_factory=list)  # computed before the write committed
     markets_rows: list[dict] = field(repr=False, default_factory=list)
     events_rows: list[dict] = field(repr=False, default_factory=list)
 
@@ -40,7 +43,9 @@ class RefreshReport:
 def refresh_markets(engine: Engine, client: PolymarketClient, logger: logging.Logger = log) -> RefreshReport:
     """Fetch all active events once and write events, markets and snapshots in one transaction.
 
-    Any fetch or parse failure raises before the write, so the previous rows stay as they were.
+    Any fetch or parse failure raises before the write, and the data-quality checks run inside
+    the write's transaction: a failed blocking check raises `RefreshRejected` and rolls the
+    whole refresh back. Either way the previous rows stay as they were.
     """
     t0 = time.perf_counter()
     fetched = client.fetch_active_events(
@@ -54,7 +59,15 @@ def refresh_markets(engine: Engine, client: PolymarketClient, logger: logging.Lo
         "parsed %d events, %d markets (%d rejected); writing", len(parsed.events), len(parsed.markets),
         sum(parsed.rejected.values()),
     )
-    written = write_refresh(engine, parsed.events, parsed.markets, fetched.observed_at)
+    checks: list[CheckOutcome] = []
+
+    def verify(conn, written: RefreshWrite) -> None:
+        checks[:] = check_refresh(conn, written.ts, written.previous_market_count)
+        if failed_blocking(checks):
+            raise RefreshRejected(checks)
+        record_refresh_reads(conn, written.ts)
+
+    written = write_refresh(engine, parsed.events, parsed.markets, fetched.observed_at, before_commit=verify)
     t3 = time.perf_counter()
     return RefreshReport(
         observed_at=written.ts,
@@ -66,6 +79,7 @@ def refresh_markets(engine: Engine, client: PolymarketClient, logger: logging.Lo
         rejected=parsed.rejected,
         previous_market_count=written.previous_market_count,
         seconds={"fetch": t1 - t0, "parse": t2 - t1, "write": t3 - t2},
+        checks=checks,
         markets_rows=parsed.markets,
         events_rows=parsed.events,
     )

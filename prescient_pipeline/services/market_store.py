@@ -8,12 +8,12 @@ day sees the prices of that day and never a later one.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pandas as pd
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from ..db import schema
 from ..db.history_partitions import ensure_partitions
@@ -95,8 +95,13 @@ def refresh_timestamp(observed_at: datetime, previous_ts: datetime | None) -> da
     return observed_at
 
 
-def write_refresh(engine: Engine, events: list[dict], markets: list[dict], observed_at: datetime) -> RefreshWrite:
-    """Upsert events and markets and append one snapshot per market, in one transaction."""
+def write_refresh(engine: Engine, events: list[dict], markets: list[dict], observed_at: datetime,
+                  before_commit: Callable[[Connection, RefreshWrite], None] | None = None) -> RefreshWrite:
+    """Upsert events and markets and append one snapshot per market, in one transaction.
+
+    `before_commit` sees the written rows inside that transaction; raising there rolls all of
+    them back (a blocking data-quality check) and the refresh's `market_refreshes` row with them.
+    """
     ensure_partitions(engine, observed_at)
     with engine.begin() as conn:
         # Serialise refreshes so two of them cannot pick the same timestamp.
@@ -111,8 +116,11 @@ def write_refresh(engine: Engine, events: list[dict], markets: list[dict], obser
         snaps = conn.execute(text(_snapshots_from_sql(staged_markets)), {"ts": observed_at, "source": GAMMA}).rowcount
         conn.execute(text("INSERT INTO market_refreshes (ts, markets, events) VALUES (:ts, :markets, :events)"),
                      {"ts": observed_at, "markets": snaps, "events": len(events)})
-    return RefreshWrite(events=len(events), markets=len(markets), snapshots=snaps,
-                        previous_market_count=previous, ts=observed_at)
+        written = RefreshWrite(events=len(events), markets=len(markets), snapshots=snaps,
+                               previous_market_count=previous, ts=observed_at)
+        if before_commit is not None:
+            before_commit(conn, written)
+    return written
 
 
 # Columns a book can update, with their array types: a price update of thousands of markets goes

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..db.schema import portfolio_rebalancing_log, portfolios
+from ..db.schema import portfolio_positions, portfolio_rebalancing_log, portfolios
 from ..domain.strategies.registry import get_strategy
 from ..errors import InputError
 
@@ -222,7 +222,11 @@ _ALLOWED_FROM = {"active": ("paused",), "paused": ("active",), "archived": ("act
 
 
 def set_status(engine: Engine, portfolio_id: Any, status: str, reason: str | None = None) -> dict:
-    """pause / resume / archive. Archived is final: an archived portfolio cannot be resumed."""
+    """pause / resume / archive. Archived is final: an archived portfolio cannot be resumed.
+
+    Archiving is refused while the portfolio holds open positions: an archived portfolio is no
+    longer marked, so what its markets pay must reach its cash first.
+    """
     if status not in STATUSES:
         raise InputError(f"status must be one of {', '.join(STATUSES)}")
     with engine.begin() as conn:
@@ -231,6 +235,14 @@ def set_status(engine: Engine, portfolio_id: Any, status: str, reason: str | Non
             return current
         if current["status"] not in _ALLOWED_FROM[status]:
             raise InputError(f"portfolio {current['portfolio_id']} is {current['status']}; cannot set it {status}")
+        if status == "archived":
+            held = conn.execute(select(func.count()).where(
+                portfolio_positions.c.portfolio_id == current["portfolio_id"],
+                portfolio_positions.c.status == "open")).scalar_one()
+            if held:
+                raise InputError(
+                    f"portfolio {current['portfolio_id']} has {held} open position{'s' if held > 1 else ''}; "
+                    "pause it and archive once they are sold or settled")
         row = conn.execute(
             update(portfolios)
             .where(portfolios.c.portfolio_id == current["portfolio_id"])
@@ -255,7 +267,8 @@ def pause_all(engine: Engine, reason: str) -> list[int]:
 
 
 def delete_portfolio(engine: Engine, portfolio_id: Any) -> dict:
-    """Delete a portfolio and, by cascade, its whole ledger."""
+    """Delete a portfolio and, by cascade, its whole ledger. Its transfers stay in the log for
+    the other side, with this side's id cleared and its name kept."""
     with engine.begin() as conn:
         current = get_portfolio(conn, portfolio_id, for_update=True)
         conn.execute(portfolios.delete().where(portfolios.c.portfolio_id == current["portfolio_id"]))
@@ -289,7 +302,30 @@ def transfer(engine: Engine, from_id: Any, to_id: Any, amount: Any, reason: str 
             )
         row = conn.execute(
             portfolio_rebalancing_log.insert()
-            .values(from_portfolio_id=src, to_portfolio_id=dst, amount=value, reason=reason, executed_by=executed_by)
+            .values(from_portfolio_id=src, to_portfolio_id=dst, from_portfolio_name=locked[src]["name"],
+                    to_portfolio_name=locked[dst]["name"], amount=value, reason=reason, executed_by=executed_by)
             .returning(portfolio_rebalancing_log)
         ).one()
     return _row_to_dict(row)
+
+
+def transfer_log(conn, portfolio_id: int) -> list[dict]:
+    """The portfolio's transfers, oldest first, each with the other side's id (None once that
+    portfolio is deleted) and name."""
+    log = portfolio_rebalancing_log.c
+    rows = conn.execute(
+        select(portfolio_rebalancing_log)
+        .where(or_(log.from_portfolio_id == portfolio_id, log.to_portfolio_id == portfolio_id))
+        .order_by(log.id)
+    )
+    out = []
+    for r in rows:
+        incoming = r.to_portfolio_id == portfolio_id
+        out.append({
+            "id": r.id, "timestamp": r.timestamp, "direction": "in" if incoming else "out",
+            "amount": r.amount if incoming else -r.amount,
+            "counterparty_id": r.from_portfolio_id if incoming else r.to_portfolio_id,
+            "counterparty": r.from_portfolio_name if incoming else r.to_portfolio_name,
+            "reason": r.reason,
+        })
+    return out

@@ -2,8 +2,10 @@
 exit and settle.
 
 Books come from the CLOB's batch endpoint (one request per chunk of tokens, never one per
-position). Gamma is asked, in batches too, only for markets whose book is missing or whose end
-date has passed: it is the one place that says a market closed and how it resolved.
+position). Gamma, the one place that says a market closed and how it resolved, is asked in
+batches too: about every held market whose last Gamma read is an hour old, whatever its book
+says, and about any whose book is missing or whose end date has passed (see
+`resolution_checks`). A held market neither answers for is flagged missing.
 
 Portfolios are updated in chunks, one transaction per chunk with the chunk's portfolio rows
 locked (in id order, as every multi-portfolio lock is taken): each portfolio is still updated
@@ -20,20 +22,33 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, exists, or_, select, text
 
 from ..db.history_partitions import ensure_partitions
 from ..db.schema import portfolio_positions, portfolios
 from ..domain.accounting import ZERO, PositionState, mark, to_money, to_price
 from ..domain.execution import ExecutionSettings, FillRejected, OutcomeBook
 from ..domain.exits import exit_decision
-from ..domain.settlement import NotSettled, Settlement, settle_position, settlement_for
+from ..domain.settlement import (
+    MARKET_MISSING,
+    NO_WINNER,
+    OPEN,
+    RESOLUTION_DISPUTED,
+    RESOLUTION_PROPOSED,
+    RESOLVED_BUT_OPEN,
+    NotSettled,
+    Settlement,
+    payout_per_share,
+    settle_position,
+    settlement_for,
+)
 from ..domain.strategies.registry import get_strategy
 from ..polymarket.client import PolymarketClient
 from ..polymarket.parser import parse_markets
 from .books import book_row
 from .ledger import Close, book_closes, derived_totals, liquidation_value, mark_price_of, write_derived_totals
 from .market_store import write_market_updates
+from .resolution_checks import gamma_due, write_resolution_checks
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +58,10 @@ PORTFOLIOS_PER_TRANSACTION = 50
 
 # Flags worth showing a user: the market looks resolved but must not be settled yet.
 WATCH_FLAGS = {"resolved_but_open", "resolution_proposed", "resolution_disputed", "no_winner",
-               "not_final_prices", "malformed_prices", "missing_prices", "not_binary"}
+               "not_final_prices", "malformed_prices", "missing_prices", "not_binary", MARKET_MISSING}
+# A resolution is under way (or the market is gone): exits wait for the settlement, so a stop
+# loss never sells a position Gamma says has won.
+EXITS_WAIT = {RESOLVED_BUT_OPEN, RESOLUTION_PROPOSED, RESOLUTION_DISPUTED, MARKET_MISSING}
 
 
 @dataclass
@@ -64,7 +82,9 @@ class PriceUpdateReport:
     markets_held: int = 0
     books: int = 0
     gamma_markets: int = 0
+    gamma_asked: int = 0  # held markets Gamma was asked about
     unpriced: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # held markets neither Gamma nor the CLOB knows
     marked: int = 0
     exits: Counter = field(default_factory=Counter)
     settlements: Counter = field(default_factory=Counter)
@@ -83,36 +103,65 @@ def _held_markets(engine: Engine) -> list[dict]:
     with engine.connect() as conn:
         rows = conn.execute(text(
             f"""
-            SELECT m.market_id, m.yes_token_id, m.end_date, {', '.join(f'm.{c}' for c in _STATE_COLUMNS)}
-            FROM markets m
+            SELECT m.market_id, m.yes_token_id, m.end_date, {', '.join(f'm.{c}' for c in _STATE_COLUMNS)},
+                   c.gamma_checked_at, c.missing_since
+            FROM markets m LEFT JOIN market_resolution_checks c ON c.market_id = m.market_id
             WHERE m.market_id IN (SELECT DISTINCT market_id FROM portfolio_positions WHERE status = 'open')
             """
         ))
         return [dict(r._mapping) for r in rows]
 
 
-def fetch_market_updates(client: PolymarketClient, held: list[dict]) -> tuple[list[dict], list[dict], list[str]]:
-    """(clob rows, gamma rows, unpriced market ids) for the held markets."""
+@dataclass
+class MarketUpdates:
+    """What one price update learned about the held markets."""
+
+    clob_rows: list[dict]  # books of markets Gamma was not asked about (or said nothing of)
+    gamma_rows: list[dict]  # Gamma's markets; an open one carries its book's prices when it has one
+    unpriced: list[str]  # no price from either
+    gamma_asked: list[str]  # every market Gamma was asked about
+    missing: list[str]  # known to neither Gamma nor the CLOB
+    observed_at: datetime
+
+
+def fetch_market_updates(client: PolymarketClient, held: list[dict]) -> MarketUpdates:
     tokens = {m["yes_token_id"]: m["market_id"] for m in held if m["yes_token_id"]}
     books = client.fetch_books(list(tokens)) if tokens else {}
-    # "Past its end date" by the server's clock as the books were read (the simulator's own, offline).
+    # Due dates by the server's clock as the books were read (the simulator's own, offline).
     now = client.observed_at or datetime.now(timezone.utc)
-    clob_rows, need_gamma = [], []
-    for m in held:
-        book = books.get(m["yes_token_id"])
-        past_end = m["end_date"] is not None and m["end_date"] <= now
-        if book is None or book.best_bid is None or book.best_ask is None or past_end:
-            need_gamma.append(m["market_id"])
-        row = book_row(m["market_id"], book)  # prices, depth and rules of the YES book
-        if row is not None:
-            clob_rows.append(row)
-    gamma_rows = parse_markets(client.fetch_markets(need_gamma)).markets if need_gamma else []
-    priced = {r["market_id"] for r in clob_rows} | {r["market_id"] for r in gamma_rows}
-    unpriced = sorted(m["market_id"] for m in held if m["market_id"] not in priced)
-    # Gamma's answer supersedes the book for markets it returned (closed state, final prices).
+    by_book = {m["market_id"]: row for m in held if (row := book_row(m["market_id"], books.get(m["yes_token_id"])))}
+    asked = [m["market_id"] for m in held if gamma_due(m, m["market_id"] in by_book, now)]
+    answered = client.fetch_markets(asked) if asked else []
+    known_to_gamma = {str(r.get("id")) for r in answered if isinstance(r, dict)}
+    gamma_rows = [_with_book(r, by_book.get(r["market_id"])) for r in parse_markets(answered).markets]
     gamma_ids = {r["market_id"] for r in gamma_rows}
-    clob_rows = [r for r in clob_rows if r["market_id"] not in gamma_ids]
-    return clob_rows, gamma_rows, unpriced
+    clob_rows = [r for market_id, r in by_book.items() if market_id not in gamma_ids]
+    priced = gamma_ids | set(by_book)
+    return MarketUpdates(
+        clob_rows=clob_rows, gamma_rows=gamma_rows, gamma_asked=asked,
+        unpriced=sorted(m["market_id"] for m in held if m["market_id"] not in priced),
+        missing=sorted(m for m in asked if m not in by_book and m not in known_to_gamma),
+        observed_at=client.observed_at or now,
+    )
+
+
+def _with_book(gamma_row: dict, book_row: dict | None) -> dict:
+    """Gamma's answer, with the book's prices while the market trades normally: Gamma's
+    outcome prices lag the book. A market that closed or is resolving takes Gamma's word whole."""
+    outcome = settlement_for(gamma_row)
+    if book_row is None or not isinstance(outcome, NotSettled) or outcome.flag != OPEN:
+        return gamma_row
+    return {**gamma_row, **book_row}
+
+
+def _write_market_rows(conn, rows: list[dict], observed_at: datetime, source: str) -> None:
+    """Rows of one source in groups of the same columns (an open market's Gamma row carries
+    its book's columns too): a group's missing column must not be written as NULL."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for row in rows:
+        groups[tuple(sorted(row))].append(row)
+    for group in groups.values():
+        write_market_updates(conn, group, observed_at, source)
 
 
 def update_prices(engine: Engine, client: PolymarketClient, logger: logging.Logger = log) -> PriceUpdateReport:
@@ -122,24 +171,30 @@ def update_prices(engine: Engine, client: PolymarketClient, logger: logging.Logg
         # Nothing to mark, exit or settle; and no observation to date the portfolios with.
         logger.info("no open positions: nothing to update")
         return PriceUpdateReport(observed_at=client.observed_at or datetime.now(timezone.utc))
-    clob_rows, gamma_rows, unpriced = fetch_market_updates(client, held)
-    observed_at = client.observed_at or datetime.now(timezone.utc)
+    updates = fetch_market_updates(client, held)
+    clob_rows, gamma_rows, unpriced = updates.clob_rows, updates.gamma_rows, updates.unpriced
+    observed_at = updates.observed_at
     report = PriceUpdateReport(observed_at=observed_at, markets_held=len(held), books=len(clob_rows),
-                               gamma_markets=len(gamma_rows), unpriced=unpriced)
+                               gamma_markets=len(gamma_rows), gamma_asked=len(updates.gamma_asked),
+                               unpriced=unpriced, missing=updates.missing)
     if unpriced:
         logger.warning("no price for %d held markets (kept at their last mark): %s", len(unpriced), unpriced[:10])
+    if updates.missing:
+        logger.error("%d held markets are known to neither Gamma nor the CLOB (flagged %s): %s",
+                     len(updates.missing), MARKET_MISSING, updates.missing[:10])
     t1 = time.perf_counter()
     ensure_partitions(engine, observed_at)
     with engine.begin() as conn:
         write_market_updates(conn, clob_rows, observed_at, "clob")
-        write_market_updates(conn, gamma_rows, observed_at, "gamma_update")
+        _write_market_rows(conn, gamma_rows, observed_at, "gamma_update")
+        write_resolution_checks(conn, held, updates.gamma_asked, updates.missing, observed_at)
     t2 = time.perf_counter()
 
     with engine.connect() as conn:
-        ids = conn.execute(
-            select(portfolios.c.portfolio_id).where(portfolios.c.status != "archived").order_by(portfolios.c.portfolio_id)
-        ).scalars().all()
+        ids = conn.execute(select(portfolios.c.portfolio_id).where(_MARKED_PORTFOLIOS)
+                           .order_by(portfolios.c.portfolio_id)).scalars().all()
     states = _market_states(held, clob_rows + gamma_rows)
+    states.update(_missing_states(held, updates.missing))
     for start in range(0, len(ids), PORTFOLIOS_PER_TRANSACTION):
         _update_portfolios(engine, ids[start:start + PORTFOLIOS_PER_TRANSACTION], states, observed_at, report)
     report.seconds = {"fetch": t1 - t0, "write_markets": t2 - t1, "portfolios": time.perf_counter() - t2}
@@ -149,6 +204,15 @@ def update_prices(engine: Engine, client: PolymarketClient, logger: logging.Logg
         logger.info("left %d portfolios alone: a later price update already marked them (%s)",
                     len(report.superseded), report.superseded[:10])
     return report
+
+
+# Archiving is refused while positions are open; a portfolio archived with open positions
+# before that rule still has them marked and settled.
+_MARKED_PORTFOLIOS = or_(
+    portfolios.c.status != "archived",
+    exists().where(portfolio_positions.c.portfolio_id == portfolios.c.portfolio_id,
+                   portfolio_positions.c.status == "open"),
+)
 
 
 @dataclass(frozen=True)
@@ -161,6 +225,14 @@ class _Market:
         if side not in self.books:
             self.books[side] = OutcomeBook.from_state(side, self.state)
         return self.books[side]
+
+
+def _missing_states(held: list[dict], missing: list[str]) -> dict[str, _Market]:
+    """Held markets nobody knows any more: their stored state, flagged, never settled."""
+    gone = set(missing)
+    return {m["market_id"]: _Market({c: m[c] for c in _STATE_COLUMNS},
+                                    NotSettled(MARKET_MISSING, "known to neither Gamma nor the CLOB"))
+            for m in held if m["market_id"] in gone}
 
 
 def _market_states(held: list[dict], fetched: list[dict]) -> dict[str, _Market]:
@@ -192,6 +264,17 @@ _WRITE_MARKS = text(
 )
 
 
+# A position waiting on its market's resolution keeps its last mark (and when it was made);
+# only its flag changes.
+_WRITE_FLAGS = text(
+    """
+    UPDATE portfolio_positions p SET settlement_flag = v.flag
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:flags AS text[])) AS v(position_id, flag)
+    WHERE p.position_id = v.position_id
+    """
+)
+
+
 @dataclass
 class _Mark:
     position_id: int
@@ -200,6 +283,7 @@ class _Mark:
     unrealized: Decimal
     liquidation: Decimal
     flag: str | None
+    fresh: bool = True  # False: the last mark, kept while the market resolves
 
 
 def _settings(portfolio: dict) -> ExecutionSettings:
@@ -238,6 +322,8 @@ def _update_portfolios(engine: Engine, ids: list[int], markets_by_id: dict[str, 
             pid = portfolio["portfolio_id"]
             still_open[pid] = _update_portfolio(portfolio, held[pid], markets_by_id, now, report, marks, closes)
         book_closes(conn, closes, now)
+        kept = [m for m in marks if not m.fresh]
+        marks = [m for m in marks if m.fresh]
         if marks:
             conn.execute(_WRITE_MARKS, {
                 "now": now, "ids": [m.position_id for m in marks], "prices": [m.price for m in marks],
@@ -245,6 +331,8 @@ def _update_portfolios(engine: Engine, ids: list[int], markets_by_id: dict[str, 
                 "liquidation": [m.liquidation for m in marks], "flags": [m.flag for m in marks],
             })
             report.marked += len(marks)
+        if kept:
+            conn.execute(_WRITE_FLAGS, {"ids": [m.position_id for m in kept], "flags": [m.flag for m in kept]})
         if closes:  # they moved cash and realized P&L: read the rows as they are now
             locked = [dict(r._mapping) for r in conn.execute(
                 select(portfolios).where(portfolios.c.portfolio_id.in_(ids)).order_by(portfolios.c.portfolio_id)
@@ -298,9 +386,12 @@ def _update_position(portfolio_id: int, row: dict, position: PositionState, mark
     with the position as it stays open (None: closed). A sale the bids take only part of leaves
     the rest open, marked."""
     outcome, state = market.outcome, market.state
+    # Settlement comes before any exit.
     if not isinstance(outcome, NotSettled):
         proceeds, _ = settle_position(position, outcome)
-        payout = proceeds / position.shares if position.shares else Decimal(0)
+        # The payout per share itself (exactly 1, 0 or 0.5): proceeds / shares would carry the
+        # rounding of the proceeds to the cent.
+        payout = payout_per_share(outcome, row["side"])
         report.settlements[outcome.kind] += 1
         return Close(portfolio_id, row, "settle", to_price(payout), Decimal(0), proceeds,
                      f"settlement_{outcome.kind}"), None, None
@@ -312,8 +403,9 @@ def _update_position(portfolio_id: int, row: dict, position: PositionState, mark
     shown = book.displayed_price
     close = None
     # A basket leg alone is not a position to manage: the basket pays out at settlement. With
-    # no bid there is nothing to sell into.
-    if settings.has_exits and row["group_id"] is None and not state["closed"] and book.best_bid is not None:
+    # no bid there is nothing to sell into, and while a resolution is under way exits wait.
+    if (settings.has_exits and row["group_id"] is None and not state["closed"] and flag not in EXITS_WAIT
+            and book.best_bid is not None):
         decision = exit_decision(position, shown, now, settings.exits, row.get("entry_mark"))
         if decision is not None:
             try:
@@ -328,9 +420,28 @@ def _update_position(portfolio_id: int, row: dict, position: PositionState, mark
                     return close, None, None
                 position = replace(position, shares=position.shares - close.shares,
                                    cost_basis=position.cost_basis - close.cost)
+    last = _waiting_mark(position, state, outcome)
+    if last is not None:
+        market_value, unrealized = mark(position, last)
+        kept = row["liquidation_value"] if row["liquidation_value"] is not None else market_value
+        return close, _Mark(row["position_id"], last, market_value, unrealized, to_money(kept), flag,
+                            fresh=False), position
     if shown is None:
         return close, None, position
     price = mark_price_of(book, shown)
     market_value, unrealized = mark(position, price)
     return close, _Mark(row["position_id"], price, market_value, unrealized,
                         liquidation_value(position, book.best_bid, market_value), flag), position
+
+
+def _waiting_mark(position: PositionState, state: dict, outcome: NotSettled) -> Decimal | None:
+    """The last real mark of a position waiting on its market's resolution, else None.
+
+    A closed market's outcome prices are a resolution, not a price (["0", "0"] would mark the
+    position at nothing), and a missing market has no price at all.
+    """
+    waiting = state["closed"] or outcome.flag in (NO_WINNER, MARKET_MISSING) \
+        or (state["yes_price"] == 0 and state["no_price"] == 0)
+    if not waiting:
+        return None
+    return position.current_price if position.current_price is not None else position.avg_price
