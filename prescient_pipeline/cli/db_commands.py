@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from ..db.engine import get_engine
-from ..db.migrate import upgrade
-from ..db.urls import redact
 from . import Output
 
 
@@ -16,6 +13,10 @@ def register(sub, common) -> None:
 
 
 def _upgrade(args) -> Output:
+    from ..db.engine import get_engine
+    from ..db.migrate import upgrade
+    from ..db.urls import redact
+
     engine = get_engine()
     before, after = upgrade(engine)
     url = redact(engine.url.render_as_string(hide_password=False))

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from .. import dagster_home
 from ..config import settings
-from ..db.engine import get_engine
-from ..db.migrate import ensure_schema
 from . import Output
 from .ledger_commands import _report_table
 
@@ -29,6 +26,9 @@ def register(sub, common) -> None:
 
 
 def _demo(args) -> Output:
+    from .. import dagster_home
+    from ..db.engine import get_engine
+    from ..db.migrate import ensure_schema
     from ..defs.demo import run_demo
 
     engine = ensure_schema(get_engine())

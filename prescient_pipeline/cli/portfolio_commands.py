@@ -1,4 +1,8 @@
-"""`prescient portfolio ...`: manage portfolios from the command line."""
+"""`prescient portfolio ...`: manage portfolios from the command line.
+
+Imports of the database layers happen in the handlers: `prescient --help` and every other
+command load none of them (see cli/__init__.py).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,7 @@ import logging
 
 from tabulate import tabulate
 
-from .. import dagster_home
-from ..db.engine import get_engine
-from ..db.migrate import ensure_schema
 from ..errors import InputError
-from ..services import portfolios as svc
-from ..services.ledger import open_position_rows
 from . import Output
 
 log = logging.getLogger(__name__)
@@ -36,7 +35,7 @@ def register(sub, common) -> None:
     create.set_defaults(handler=_create)
 
     lst = ps.add_parser("list", parents=[common], help="list portfolios")
-    lst.add_argument("--status", choices=svc.STATUSES)
+    lst.add_argument("--status", choices=("active", "paused", "archived"))
     lst.set_defaults(handler=_list)
 
     show = ps.add_parser("show", parents=[common], help="a portfolio with its open positions")
@@ -79,11 +78,22 @@ def register(sub, common) -> None:
 
 
 def _engine():
+    from ..db.engine import get_engine
+    from ..db.migrate import ensure_schema
+
     return ensure_schema(get_engine())
+
+
+def _services():
+    from ..services import portfolios
+
+    return portfolios
 
 
 def _sync_partition(portfolio_id: int, present: bool) -> None:
     """Tell Dagster now; portfolio_partitions_sensor reconciles anything missed."""
+    from .. import dagster_home
+
     try:
         instance = dagster_home.instance()
         if present:
@@ -100,6 +110,7 @@ def _one(row: dict, title: str) -> Output:
 
 
 def _create(args) -> Output:
+    svc = _services()
     new = svc.NewPortfolio.parse(
         name=args.name, strategy=args.strategy, balance=args.balance, config=args.config,
         description=args.description, max_position_size=args.max_position_size,
@@ -111,14 +122,16 @@ def _create(args) -> Output:
 
 
 def _list(args) -> Output:
-    rows = svc.list_portfolios(_engine(), status=args.status)
+    rows = _services().list_portfolios(_engine(), status=args.status)
     table = tabulate([[r[c] for c in LIST_COLUMNS] for r in rows], headers=LIST_COLUMNS) if rows else "no portfolios"
     return Output({"portfolios": rows}, table)
 
 
 def _show(args) -> Output:
+    from ..services.ledger import open_position_rows
+
     engine = _engine()
-    row = svc.get_portfolio(engine, args.portfolio_id)
+    row = _services().get_portfolio(engine, args.portfolio_id)
     with engine.connect() as conn:
         positions = open_position_rows(conn, row["portfolio_id"])
     cols = ["market_id", "side", "shares", "avg_price", "cost_basis", "current_price", "market_value", "unrealized_pnl"]
@@ -132,13 +145,13 @@ def _show(args) -> Output:
 def _update(args) -> Output:
     fields = ("name", "description", "strategy_config", "max_position_size", "max_total_exposure", "max_positions")
     changes = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
-    row = svc.update_portfolio(_engine(), args.portfolio_id, changes)
+    row = _services().update_portfolio(_engine(), args.portfolio_id, changes)
     return _one(row, f"updated portfolio {row['portfolio_id']}")
 
 
 def _status_handler(status: str):
     def handler(args) -> Output:
-        row = svc.set_status(_engine(), args.portfolio_id, status, args.reason)
+        row = _services().set_status(_engine(), args.portfolio_id, status, args.reason)
         if status == "archived":
             _sync_partition(row["portfolio_id"], False)
         return _one(row, f"portfolio {row['portfolio_id']} is {row['status']}")
@@ -148,17 +161,17 @@ def _status_handler(status: str):
 def _delete(args) -> Output:
     if not args.yes:
         raise InputError("deleting removes the portfolio's whole ledger; add --yes to confirm")
-    row = svc.delete_portfolio(_engine(), args.portfolio_id)
+    row = _services().delete_portfolio(_engine(), args.portfolio_id)
     _sync_partition(row["portfolio_id"], False)
     return Output({"deleted": row["portfolio_id"], "name": row["name"]},
                   f"deleted portfolio {row['portfolio_id']} ({row['name']})")
 
 
 def _pause_all(args) -> Output:
-    ids = svc.pause_all(_engine(), args.reason)
+    ids = _services().pause_all(_engine(), args.reason)
     return Output({"paused": ids}, f"paused {len(ids)} portfolios" + (f": {ids}" if ids else ""))
 
 
 def _transfer(args) -> Output:
-    row = svc.transfer(_engine(), args.from_id, args.to_id, args.amount, args.reason)
+    row = _services().transfer(_engine(), args.from_id, args.to_id, args.amount, args.reason)
     return Output(row, f"moved {row['amount']} from portfolio {row['from_portfolio_id']} to {row['to_portfolio_id']}")

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import time
 
-from .. import dagster_home
 from ..config import settings
-from ..db.engine import get_engine
-from ..db.urls import redact
-from ..polymarket.client import PolymarketClient
-from ..services.status import database_status
 from . import Output
 
 DAEMON_STALE_SECONDS = 120
@@ -21,6 +16,8 @@ def register(sub, common) -> None:
 
 
 def _dagster_status() -> dict:
+    from .. import dagster_home
+
     instance = dagster_home.instance()
     now = time.time()
     beats = instance.get_daemon_heartbeats()
@@ -43,6 +40,11 @@ def _instigator_states(instance) -> dict[str, str]:
 
 
 def _status(args) -> Output:
+    from ..db.engine import get_engine
+    from ..db.urls import redact
+    from ..polymarket.client import PolymarketClient
+    from ..services.status import database_status
+
     problems, warnings = [], []
     data: dict = {"prescient_home": str(settings().home)}
     try:

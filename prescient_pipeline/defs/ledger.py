@@ -11,6 +11,7 @@ from ..services.execution import execute_portfolio
 from ..services.history import archive_signals, snapshot_portfolios
 from ..services.prices import update_prices
 from ..services.reports import unbalanced_portfolios
+from ..services.signals import days_with_pending_signals
 from .portfolios import portfolios_partitions
 from .resources import Database, PolymarketApi
 from .strategy import SIGNALS, signals_partitions
@@ -96,22 +97,30 @@ def execute_signals_job():
     job=execute_signals_job,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Launches execute_signals_job for every new portfolio_signals materialization, "
-    "paging through them with a cursor so none is skipped.",
+    description="Launches execute_signals_job for every new portfolio_signals materialization whose "
+    "signals are still pending, paging through them with a cursor so none is skipped.",
 )
-def execute_signals_sensor(context: dg.SensorEvaluationContext):
+def execute_signals_sensor(context: dg.SensorEvaluationContext, database: Database):
     result = context.instance.fetch_materializations(SIGNALS, limit=200, cursor=context.cursor, ascending=True)
-    requests = []
+    found = []
     for record in result.records:
         if not record.partition_key:
             continue
         keys = signals_partitions.get_partition_key_from_str(record.partition_key).keys_by_dimension
-        requests.append(dg.RunRequest(
+        found.append((record, int(keys["portfolio"]), date.fromisoformat(keys["date"])))
+    # Materializations whose signals were already executed (by `prescient cycle` or the demo,
+    # which execute in the same breath, or by an earlier run) need no run: a daemon starting on
+    # a home with history must not launch a catch-up run per past day.
+    pending = days_with_pending_signals(database.engine(), [(pid, day) for _, pid, day in found])
+    requests = [
+        dg.RunRequest(
             run_key=f"execute-{record.storage_id}",
             run_config={"ops": {"execute_signals": {"config": {
-                "portfolio_id": int(keys["portfolio"]), "cycle_date": keys["date"]}}}},
-            tags={"prescient/portfolio": keys["portfolio"], "prescient/cycle_date": keys["date"]},
-        ))
+                "portfolio_id": pid, "cycle_date": day.isoformat()}}}},
+            tags={"prescient/portfolio": str(pid), "prescient/cycle_date": day.isoformat()},
+        )
+        for record, pid, day in found if (pid, day) in pending
+    ]
     return dg.SensorResult(run_requests=requests, cursor=result.cursor)
 
 
