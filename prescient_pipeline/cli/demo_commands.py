@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from ..config import settings
+from ..config import running_simulator_url, settings
+from ..errors import InputError
 from . import Output
 from .ledger_commands import _report_table
 
@@ -30,6 +31,10 @@ def _demo(args) -> Output:
     from ..db.engine import get_engine
     from ..db.migrate import ensure_schema
     from ..defs.demo import run_demo
+
+    if running_simulator_url(settings().home):
+        raise InputError("`prescient dev --offline` is serving this home's offline world; stop it before "
+                         "running the demo here, or set PRESCIENT_HOME to another directory")
 
     engine = ensure_schema(get_engine())
     instance = dagster_home.instance()
