@@ -23,6 +23,8 @@ ENVIRONMENT = {
     "PRESCIENT_GAMMA_URL": f"Gamma API base URL (default {DEFAULT_GAMMA_URL}, or the simulator of a "
                            "running `prescient dev --offline` on the same PRESCIENT_HOME).",
     "PRESCIENT_CLOB_URL": f"CLOB API base URL (default {DEFAULT_CLOB_URL}, or that simulator).",
+    "PRESCIENT_OFFLINE": "1: this home runs on its offline world only; 0: it uses the live API. Unset: offline "
+                         "when `prescient demo` or `prescient dev --offline` created an offline world in it.",
     "PRESCIENT_REFRESH_CRON": "Cron of the market refresh schedule (default hourly, '0 * * * *').",
     "PRESCIENT_CYCLE_CRON": "Cron of the daily trading cycle (default '0 9 * * *', UTC).",
     "PRESCIENT_PARTITIONS_START": "First date of the portfolio_signals partitions (default 2026-01-01).",
@@ -42,7 +44,9 @@ class Settings:
     partitions_start: str
     http_retries: int
     http_backoff: float
-    api_source: str  # where gamma_url and clob_url came from: environment, offline simulator, default
+    # Where gamma_url and clob_url came from: environment, offline simulator, default; or
+    # "offline" when this home runs offline and no simulator serves it (the URLs are then unused).
+    api_source: str
 
     @property
     def dagster_home(self) -> Path:
@@ -62,7 +66,7 @@ def settings() -> Settings:
         # While `prescient dev --offline` runs, this home's data is the simulator's: every other
         # command on it (status, cycle, prices update) must ask the same simulator.
         gamma = clob = running_simulator_url(home)
-        source = "offline simulator" if gamma else source
+        source = "offline simulator" if gamma else ("offline" if offline_home(home) else source)
     return Settings(
         home=home,
         database_url=os.environ.get("PRESCIENT_DATABASE_URL") or None,
@@ -75,6 +79,24 @@ def settings() -> Settings:
         http_backoff=_number("PRESCIENT_HTTP_BACKOFF", 0.5),
         api_source=source,
     )
+
+
+def offline_world_path(home: Path) -> Path:
+    """The offline simulator's world of this home (written by `prescient demo` and `dev --offline`)."""
+    return home / "offline_world.json"
+
+
+def offline_home(home: Path) -> bool:
+    """Whether this home runs offline by choice: PRESCIENT_OFFLINE, else whether it has an offline world.
+    Its commands then never call the live API: without a running simulator they say so."""
+    raw = (os.environ.get("PRESCIENT_OFFLINE") or "").strip().lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    if raw:
+        raise InputError(f"PRESCIENT_OFFLINE must be 1 or 0, not {os.environ['PRESCIENT_OFFLINE']!r}")
+    return offline_world_path(home).exists()
 
 
 def simulator_marker(home: Path) -> Path:

@@ -21,6 +21,8 @@ from prescient_pipeline.db import embedded
 from prescient_pipeline.db.engine import dispose_engines, get_engine
 from prescient_pipeline.db.urls import with_database
 
+from prescient_pipeline.polymarket.simulator import state as world
+
 from .helpers import simulator
 
 
@@ -124,6 +126,53 @@ def test_status_exits_1_naming_an_unbalanced_portfolio(status, engine, monkeypat
     assert code == 1
     assert data["problems"] and all("(leaky)" in p and "difference -10" in p for p in data["problems"]), \
         data["problems"]
+
+
+def test_status_right_after_the_demo_says_offline_and_exits_0(status, capsys, tmp_path, monkeypatch):
+    # A home with an offline world (what `prescient demo` leaves), no URL set, no simulator
+    # running: offline by choice, not broken. The live API is not asked.
+    monkeypatch.setenv("PRESCIENT_HOME", str(tmp_path))
+    for key in ("PRESCIENT_GAMMA_URL", "PRESCIENT_CLOB_URL", "PRESCIENT_OFFLINE"):
+        monkeypatch.delenv(key, raising=False)
+    world.save(tmp_path, world.WorldState.new(7, 300))
+    code, data, _ = status()
+    assert code == 0, data["problems"]
+    assert data["polymarket"] == {"source": "offline", "offline": True, "simulator_running": False}
+    assert main(["status"]) == 0
+    out, _ = capsys.readouterr()
+    assert "polymarket: offline (this home runs on its offline world" in out and "status: ok" in out
+
+    # The explicit setting wins either way.
+    monkeypatch.setenv("PRESCIENT_OFFLINE", "0")
+    monkeypatch.setenv("PRESCIENT_HTTP_RETRIES", "0")
+    assert settings().api_source == "default"
+    monkeypatch.setenv("PRESCIENT_OFFLINE", "maybe")
+    assert main(["status"]) == 2
+
+
+@pytest.mark.parametrize("argv", [["cycle"], ["prices", "update"]])
+def test_commands_that_need_the_api_say_in_one_line_what_to_do(argv, engine, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("PRESCIENT_HOME", str(tmp_path))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    monkeypatch.delenv("PRESCIENT_OFFLINE", raising=False)
+    closed = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("PRESCIENT_GAMMA_URL", closed)
+    monkeypatch.setenv("PRESCIENT_CLOB_URL", closed)
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1, err
+    assert err.startswith(f"error: ApiUnreachable: the Polymarket API does not answer at {closed}")
+    assert err.rstrip().endswith("start `prescient dev --offline` or set PRESCIENT_GAMMA_URL and PRESCIENT_CLOB_URL")
+    assert not (tmp_path / "dagster").exists(), "no run was started"
+
+    # An offline home with nothing serving it never falls back to the live API.
+    monkeypatch.delenv("PRESCIENT_GAMMA_URL")
+    monkeypatch.delenv("PRESCIENT_CLOB_URL")
+    world.save(tmp_path, world.WorldState.new(7, 300))
+    assert main(argv) == 1
+    _, err = capsys.readouterr()
+    assert err == ("error: ApiUnreachable: this home runs on its offline world and no simulator is serving it: "
+                   "start `prescient dev --offline` (or set PRESCIENT_OFFLINE=0 to use the live API)\n")
 
 
 # --- prescient dev --offline --with-examples, as a subprocess ------------------------------------

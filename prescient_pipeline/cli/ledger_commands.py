@@ -10,6 +10,7 @@ from tabulate import tabulate
 from ..config import settings
 from ..errors import InputError
 from . import Output
+from .api_reachability import require_api
 
 # The database layers, and Dagster for the commands that run jobs, are imported in the handlers,
 # so the commands that only read the ledger answer fast (benchmarks/bench_cli.py).
@@ -74,10 +75,11 @@ def _instance():
 
 
 def _cycle(args) -> Output:
-    from ..defs import runner
-
     engine = _engine()
     pid = _portfolio_filter(engine, args.portfolio)
+    require_api()
+    from ..defs import runner
+
     instance = _instance()
     day = datetime.now(timezone.utc).date()
     result = runner.run_cycle(instance, engine, day, pid)
@@ -89,9 +91,10 @@ def _cycle(args) -> Output:
 
 
 def _prices(args) -> Output:
+    _engine()
+    require_api()
     from ..defs import runner
 
-    _engine()
     run_id = runner.update_prices(_instance())
     rows = _reports().report(_engine())
     return Output({"run_id": run_id, "portfolios": rows}, f"price update {run_id}\n" + _report_table(rows))

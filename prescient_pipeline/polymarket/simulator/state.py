@@ -20,13 +20,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
 
+from prescient_pipeline.config import offline_world_path
 from prescient_pipeline.polymarket.simulator.universe import Universe
-
-STATE_FILE = "offline_world.json"
 
 
 def state_path(home: Path) -> Path:
-    return Path(home) / STATE_FILE
+    return offline_world_path(Path(home))
 
 
 @dataclass(frozen=True)
