@@ -188,22 +188,71 @@ def own_database(database_url):
         embedded.drop_database(database_url, name + suffix)
 
 
+def alive(pid: int) -> bool:
+    """A process that exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def start_dev_in_background(args: list[str], env: dict, log) -> subprocess.Popen:
+    """As a script or a service manager starts it: no terminal, and (like `cmd &` in a shell
+    without job control) SIGINT ignored, which every child inherits unless dev undoes it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "prescient_pipeline", "dev", *args], env=env, stdout=log, stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+
+
+@pytest.mark.slow
 def test_dev_offline_with_examples_trades_at_once_and_stops_cleanly_on_sigterm(own_database, tmp_path):
     port = free_port()
     env = {**os.environ, "PRESCIENT_HOME": str(tmp_path), "PRESCIENT_DATABASE_URL": own_database}
     for key in ("PRESCIENT_GAMMA_URL", "PRESCIENT_CLOB_URL", "DAGSTER_HOME"):
         env.pop(key, None)
     log = (tmp_path / "dev.log").open("w")
-    dev = subprocess.Popen(
-        [sys.executable, "-m", "prescient_pipeline", "dev", "--offline", "--with-examples", "--events", "60",
-         "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
+    dev = start_dev_in_background(["--offline", "--with-examples", "--events", "60", "--port", str(port)], env, log)
+    started: set[int] = set()
     try:
         wait_for("the web UI", lambda: answers(f"http://127.0.0.1:{port}/server_info"), 180)
-        output = (tmp_path / "dev.log").read_text()
-        assert "running today's trading cycle for the example portfolios" in output
+        output = wait_for("the UI address", lambda: (text := (tmp_path / "dev.log").read_text())
+                          and f"open http://127.0.0.1:{port}" in text and text, 30)
+        # Progress while it starts, and the address only once the UI answers.
+        steps = ["database:", "migrations: at", "simulator: rebuilding", "running today's trading cycle",
+                 "webserver and daemon: starting", f"Dagster UI ready after"]
+        positions = [output.find(step) for step in steps]
+        assert -1 not in positions and positions == sorted(positions), output
         assert "warning" not in output.split("DAGSTER_HOME=")[0], output
+        started = descendants(dev.pid)
+        assert len(started) >= 4, "dagster dev, its webserver, daemon and code server, and the watchdog"
 
         engine = get_engine(own_database)
         with engine.connect() as conn:
@@ -239,3 +288,25 @@ def test_dev_offline_with_examples_trades_at_once_and_stops_cleanly_on_sigterm(o
     assert code == 0, (tmp_path / "dev.log").read_text()[-3000:]
     assert not answers(f"http://127.0.0.1:{port}/server_info"), "the web UI outlived prescient dev"
     assert not simulator_marker(Path(tmp_path)).exists()
+    assert [pid for pid in started if alive(pid)] == [], "every process dev started is gone"
+    assert port_is_free(port)
+    assert world.load(Path(tmp_path)).now > world.load(Path(tmp_path)).start, "the offline world's clock was saved"
+
+
+@pytest.mark.slow
+def test_dev_killed_outright_leaves_no_process_behind(own_database, tmp_path):
+    port = free_port()
+    env = {**os.environ, "PRESCIENT_HOME": str(tmp_path), "PRESCIENT_DATABASE_URL": own_database}
+    for key in ("PRESCIENT_GAMMA_URL", "PRESCIENT_CLOB_URL", "DAGSTER_HOME"):
+        env.pop(key, None)
+    with (tmp_path / "dev.log").open("w") as log:
+        dev = start_dev_in_background(["--port", str(port)], env, log)
+        try:
+            wait_for("the web UI", lambda: answers(f"http://127.0.0.1:{port}/server_info"), 180)
+            started = descendants(dev.pid)
+            assert len(started) >= 4, started
+        finally:
+            dev.kill()  # SIGKILL: no chance to clean up; the watchdog does it
+            dev.wait()
+    wait_for("every process dev started to stop", lambda: not any(alive(pid) for pid in started), 90)
+    assert port_is_free(port)
