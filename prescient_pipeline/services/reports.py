@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 from sqlalchemy import Engine, text
 
 from ..domain.accounting import BALANCE_TOLERANCE
@@ -100,6 +99,8 @@ EXPORTS = {
 
 
 def export_csv(engine: Engine, out_dir: Path) -> dict[str, Path]:
+    import pandas as pd  # here only: the report and trade list answer without loading it
+
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {}
     with engine.connect() as conn:
