@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 from .errors import InputError
@@ -27,7 +28,8 @@ ENVIRONMENT = {
                          "when `prescient demo` or `prescient dev --offline` created an offline world in it.",
     "PRESCIENT_REFRESH_CRON": "Cron of the market refresh schedule (default hourly, '0 * * * *').",
     "PRESCIENT_CYCLE_CRON": "Cron of the daily trading cycle (default '0 9 * * *', UTC).",
-    "PRESCIENT_PARTITIONS_START": "First date of the portfolio_signals partitions (default 2026-01-01).",
+    "PRESCIENT_PARTITIONS_START": "First date of the portfolio_signals partitions (default: the first day of any "
+                                  "portfolio, read when the code location loads; today when there is none).",
     "PRESCIENT_HTTP_RETRIES": "Retries of a Polymarket request answered 429/5xx or timed out (default 5).",
     "PRESCIENT_HTTP_BACKOFF": "Seconds of backoff between those retries, doubling each time (default 0.5).",
 }
@@ -41,7 +43,7 @@ class Settings:
     clob_url: str
     refresh_cron: str
     cycle_cron: str
-    partitions_start: str
+    partitions_start: str | None  # None: the first day of any portfolio (defs/strategy.py)
     http_retries: int
     http_backoff: float
     # Where gamma_url and clob_url came from: environment, offline simulator, default; or
@@ -74,7 +76,7 @@ def settings() -> Settings:
         clob_url=(clob or DEFAULT_CLOB_URL).rstrip("/"),
         refresh_cron=os.environ.get("PRESCIENT_REFRESH_CRON") or "0 * * * *",
         cycle_cron=os.environ.get("PRESCIENT_CYCLE_CRON") or "0 9 * * *",
-        partitions_start=os.environ.get("PRESCIENT_PARTITIONS_START") or "2026-01-01",
+        partitions_start=_day("PRESCIENT_PARTITIONS_START"),
         http_retries=int(_number("PRESCIENT_HTTP_RETRIES", 5, whole=True)),
         http_backoff=_number("PRESCIENT_HTTP_BACKOFF", 0.5),
         api_source=source,
@@ -118,6 +120,16 @@ def running_simulator_url(home: Path) -> str | None:
     except OSError:
         return None
     return url
+
+
+def _day(name: str) -> str | None:
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw).isoformat()
+    except ValueError:
+        raise InputError(f"{name} must be a date like 2026-01-01, not {raw!r}") from None
 
 
 def _number(name: str, default: float, whole: bool = False) -> float:

@@ -306,3 +306,22 @@ def test_definitions_hold_the_promised_names_all_running_by_default():
         assert defs.resolve_schedule_def(name).job.name == targets[name]
     for name in sensors:
         defs.resolve_sensor_def(name)
+
+
+# --- where the date partitions begin --------------------------------------------------------------
+
+def test_partitions_begin_on_the_first_day_of_any_portfolio_unless_configured(engine, monkeypatch):
+    from prescient_pipeline.defs.strategy import partitions_start
+
+    monkeypatch.delenv("PRESCIENT_PARTITIONS_START")
+    today = datetime.now(timezone.utc).date().isoformat()
+    assert partitions_start() == today, "no portfolio yet: only today's partitions"
+    pid = create(engine, "new today")
+    assert partitions_start() == today, "a portfolio created today misses no earlier day"
+    with engine.begin() as conn:  # a replayed (or simulated) day before its creation
+        conn.execute(text("INSERT INTO trading_signals (portfolio_id, strategy_type, cycle_date, as_of, market_id, "
+                          "side, amount) VALUES (:pid, 'momentum', '2026-03-02', '2026-03-02', 'm1', 'YES', 10)"),
+                     {"pid": pid})
+    assert partitions_start() == "2026-03-02"
+    monkeypatch.setenv("PRESCIENT_PARTITIONS_START", "2026-02-01")
+    assert partitions_start() == "2026-02-01"

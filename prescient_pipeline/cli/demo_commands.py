@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import os
+from datetime import datetime, timedelta, timezone
 
 from ..config import running_simulator_url, settings
 from ..errors import InputError
@@ -27,14 +28,22 @@ def register(sub, common) -> None:
 
 
 def _demo(args) -> Output:
+    if running_simulator_url(settings().home):
+        raise InputError("`prescient dev --offline` is serving this home's offline world; stop it before "
+                         "running the demo here, or set PRESCIENT_HOME to another directory")
+    # The demo's days are past days: its code location's partitions must begin with its first
+    # one (later, the ledger's first day is that day, and every process agrees).
+    first_day = (datetime.now(timezone.utc) - timedelta(days=args.days)).date()
+    configured = settings().partitions_start
+    if configured and configured > first_day.isoformat():
+        raise InputError(f"PRESCIENT_PARTITIONS_START is {configured}, after the demo's first day {first_day}: "
+                         "unset it or give fewer --days")
+    os.environ["PRESCIENT_PARTITIONS_START"] = configured or first_day.isoformat()
+
     from .. import dagster_home
     from ..db.engine import get_engine
     from ..db.migrate import ensure_schema
     from ..defs.demo import run_demo
-
-    if running_simulator_url(settings().home):
-        raise InputError("`prescient dev --offline` is serving this home's offline world; stop it before "
-                         "running the demo here, or set PRESCIENT_HOME to another directory")
 
     engine = ensure_schema(get_engine())
     instance = dagster_home.instance()

@@ -85,6 +85,12 @@ def _dev(args) -> Output:
     from ..db.urls import redact
 
     began = time.monotonic()
+    if not args.offline and settings().api_source == "offline":
+        from ..errors import InputError
+
+        # Its schedules would bring live markets into a ledger built on the offline world.
+        raise InputError("this home runs on its offline world: start `prescient dev --offline` "
+                         "(or set PRESCIENT_OFFLINE=0 to use the live API here)")
     with ExitStack() as cleanup:
         # Until dagster dev runs, a stop signal unwinds like Ctrl-C, through the cleanups below.
         # Installing handlers also undoes an ignored SIGINT inherited from a shell without job
