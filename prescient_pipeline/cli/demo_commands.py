@@ -67,6 +67,6 @@ def _demo(args) -> Output:
         "CSV exports:",
         *[f"  {path}" for path in result.exports.values()],
         "",
-        "Next: `prescient report`, or `prescient dev` to browse the runs in the Dagster UI.",
+        "Next: `prescient report`, or `prescient dev --offline` to browse the runs in the Dagster UI (it serves this demo's world).",
     ])
     return Output(data, text)
