@@ -70,7 +70,7 @@ def register(sub, common) -> None:
 
 
 DEFAULT_SEED, DEFAULT_EVENTS = 7, 300
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 UI_WAIT_SECONDS = 600
 
 
@@ -104,6 +104,8 @@ def _dev(args) -> Output:
         ensure_schema(engine)
         _say(f"migrations: at {current_revision(engine)}")
         instance = dagster_home.instance()
+        if args.offline:  # first: a world that is not the ledger's stops dev before anything is written
+            _serve_simulator(args, engine, cleanup)
         if args.with_examples:
             from ..services.examples import create_examples
 
@@ -112,7 +114,6 @@ def _dev(args) -> Output:
                 dagster_home.register_portfolio(instance, row["portfolio_id"])
             _say("example portfolios: " + ", ".join(f"{r['portfolio_id']} {r['name']}" for r in rows))
         if args.offline:
-            _serve_simulator(args, engine, cleanup)
             _first_runs(instance, engine, cycle=args.with_examples)
         elif args.with_examples:
             _say("their first cycle runs at the trading_cycle_schedule's time, or now with `prescient cycle`")
