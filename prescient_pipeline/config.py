@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 from .errors import InputError
@@ -23,12 +24,15 @@ ENVIRONMENT = {
     "PRESCIENT_GAMMA_URL": f"Gamma API base URL (default {DEFAULT_GAMMA_URL}, or the simulator of a "
                            "running `prescient dev --offline` on the same PRESCIENT_HOME).",
     "PRESCIENT_CLOB_URL": f"CLOB API base URL (default {DEFAULT_CLOB_URL}, or that simulator).",
+    "PRESCIENT_OFFLINE": "1: this home runs on its offline world only; 0: it uses the live API. Unset: offline "
+                         "when `prescient demo` or `prescient dev --offline` created an offline world in it.",
     "PRESCIENT_REFRESH_CRON": "Cron of the market refresh schedule (default hourly, '0 * * * *').",
     "PRESCIENT_CYCLE_CRON": "Cron of the daily trading cycle (default '0 9 * * *', UTC).",
     "PRESCIENT_SNAPSHOT_CRON": "Cron of the daily portfolio snapshot (default '55 23 * * *', UTC).",
     "PRESCIENT_HISTORY_KEEP_DAYS": "Days of market history kept whole; older days are thinned to what "
                                    "replays read (default 90).",
-    "PRESCIENT_PARTITIONS_START": "First date of the portfolio_signals partitions (default 2026-01-01).",
+    "PRESCIENT_PARTITIONS_START": "First date of the portfolio_signals partitions (default: the first day of any "
+                                  "portfolio, read when the code location loads; today when there is none).",
     "PRESCIENT_HTTP_RETRIES": "Retries of a Polymarket request answered 429/5xx or timed out (default 5).",
     "PRESCIENT_HTTP_BACKOFF": "Seconds of backoff between those retries, doubling each time (default 0.5).",
 }
@@ -44,10 +48,12 @@ class Settings:
     cycle_cron: str
     snapshot_cron: str
     history_keep_days: int
-    partitions_start: str
+    partitions_start: str | None  # None: the first day of any portfolio (defs/strategy.py)
     http_retries: int
     http_backoff: float
-    api_source: str  # where gamma_url and clob_url came from: environment, offline simulator, default
+    # Where gamma_url and clob_url came from: environment, offline simulator, default; or
+    # "offline" when this home runs offline and no simulator serves it (the URLs are then unused).
+    api_source: str
 
     @property
     def dagster_home(self) -> Path:
@@ -67,7 +73,7 @@ def settings() -> Settings:
         # While `prescient dev --offline` runs, this home's data is the simulator's: every other
         # command on it (status, cycle, prices update) must ask the same simulator.
         gamma = clob = running_simulator_url(home)
-        source = "offline simulator" if gamma else source
+        source = "offline simulator" if gamma else ("offline" if offline_home(home) else source)
     return Settings(
         home=home,
         database_url=os.environ.get("PRESCIENT_DATABASE_URL") or None,
@@ -77,11 +83,29 @@ def settings() -> Settings:
         cycle_cron=os.environ.get("PRESCIENT_CYCLE_CRON") or "0 9 * * *",
         snapshot_cron=os.environ.get("PRESCIENT_SNAPSHOT_CRON") or "55 23 * * *",
         history_keep_days=max(1, int(_number("PRESCIENT_HISTORY_KEEP_DAYS", 90, whole=True))),
-        partitions_start=os.environ.get("PRESCIENT_PARTITIONS_START") or "2026-01-01",
+        partitions_start=_day("PRESCIENT_PARTITIONS_START"),
         http_retries=int(_number("PRESCIENT_HTTP_RETRIES", 5, whole=True)),
         http_backoff=_number("PRESCIENT_HTTP_BACKOFF", 0.5),
         api_source=source,
     )
+
+
+def offline_world_path(home: Path) -> Path:
+    """The offline simulator's world of this home (written by `prescient demo` and `dev --offline`)."""
+    return home / "offline_world.json"
+
+
+def offline_home(home: Path) -> bool:
+    """Whether this home runs offline by choice: PRESCIENT_OFFLINE, else whether it has an offline world.
+    Its commands then never call the live API: without a running simulator they say so."""
+    raw = (os.environ.get("PRESCIENT_OFFLINE") or "").strip().lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    if raw:
+        raise InputError(f"PRESCIENT_OFFLINE must be 1 or 0, not {os.environ['PRESCIENT_OFFLINE']!r}")
+    return offline_world_path(home).exists()
 
 
 def simulator_marker(home: Path) -> Path:
@@ -103,6 +127,16 @@ def running_simulator_url(home: Path) -> str | None:
     except OSError:
         return None
     return url
+
+
+def _day(name: str) -> str | None:
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw).isoformat()
+    except ValueError:
+        raise InputError(f"{name} must be a date like 2026-01-01, not {raw!r}") from None
 
 
 def _number(name: str, default: float, whole: bool = False) -> float:

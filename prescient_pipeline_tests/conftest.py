@@ -18,6 +18,10 @@ from prescient_pipeline.db.engine import dispose_engines, get_engine
 from prescient_pipeline.db.migrate import ensure_schema
 from prescient_pipeline.db.urls import with_database
 
+# Tests replay fixed dates (the simulator's 2026-03-02, ...): give the partitions a start before
+# them, whatever the throw-away database holds when the definitions are first imported.
+os.environ.setdefault("PRESCIENT_PARTITIONS_START", "2026-01-01")
+
 POLYMARKET_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "polymarket_data"
 
 

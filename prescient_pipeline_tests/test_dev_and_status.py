@@ -21,6 +21,8 @@ from prescient_pipeline.db import embedded
 from prescient_pipeline.db.engine import dispose_engines, get_engine
 from prescient_pipeline.db.urls import with_database
 
+from prescient_pipeline.polymarket.simulator import state as world
+
 from .helpers import simulator
 
 
@@ -126,6 +128,53 @@ def test_status_exits_1_naming_an_unbalanced_portfolio(status, engine, monkeypat
         data["problems"]
 
 
+def test_status_right_after_the_demo_says_offline_and_exits_0(status, capsys, tmp_path, monkeypatch):
+    # A home with an offline world (what `prescient demo` leaves), no URL set, no simulator
+    # running: offline by choice, not broken. The live API is not asked.
+    monkeypatch.setenv("PRESCIENT_HOME", str(tmp_path))
+    for key in ("PRESCIENT_GAMMA_URL", "PRESCIENT_CLOB_URL", "PRESCIENT_OFFLINE"):
+        monkeypatch.delenv(key, raising=False)
+    world.save(tmp_path, world.WorldState.new(7, 300))
+    code, data, _ = status()
+    assert code == 0, data["problems"]
+    assert data["polymarket"] == {"source": "offline", "offline": True, "simulator_running": False}
+    assert main(["status"]) == 0
+    out, _ = capsys.readouterr()
+    assert "polymarket: offline (this home runs on its offline world" in out and "status: ok" in out
+
+    # The explicit setting wins either way.
+    monkeypatch.setenv("PRESCIENT_OFFLINE", "0")
+    monkeypatch.setenv("PRESCIENT_HTTP_RETRIES", "0")
+    assert settings().api_source == "default"
+    monkeypatch.setenv("PRESCIENT_OFFLINE", "maybe")
+    assert main(["status"]) == 2
+
+
+@pytest.mark.parametrize("argv", [["cycle"], ["prices", "update"]])
+def test_commands_that_need_the_api_say_in_one_line_what_to_do(argv, engine, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("PRESCIENT_HOME", str(tmp_path))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    monkeypatch.delenv("PRESCIENT_OFFLINE", raising=False)
+    closed = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("PRESCIENT_GAMMA_URL", closed)
+    monkeypatch.setenv("PRESCIENT_CLOB_URL", closed)
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1, err
+    assert err.startswith(f"error: ApiUnreachable: the Polymarket API does not answer at {closed}")
+    assert err.rstrip().endswith("start `prescient dev --offline` or set PRESCIENT_GAMMA_URL and PRESCIENT_CLOB_URL")
+    assert not (tmp_path / "dagster").exists(), "no run was started"
+
+    # An offline home with nothing serving it never falls back to the live API.
+    monkeypatch.delenv("PRESCIENT_GAMMA_URL")
+    monkeypatch.delenv("PRESCIENT_CLOB_URL")
+    world.save(tmp_path, world.WorldState.new(7, 300))
+    assert main(argv) == 1
+    _, err = capsys.readouterr()
+    assert err == ("error: ApiUnreachable: this home runs on its offline world and no simulator is serving it: "
+                   "start `prescient dev --offline` (or set PRESCIENT_OFFLINE=0 to use the live API)\n")
+
+
 # --- prescient dev --offline --with-examples, as a subprocess ------------------------------------
 
 @pytest.fixture
@@ -139,6 +188,50 @@ def own_database(database_url):
         embedded.drop_database(database_url, name + suffix)
 
 
+def alive(pid: int) -> bool:
+    """A process that exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def start_dev_in_background(args: list[str], env: dict, log) -> subprocess.Popen:
+    """As a script or a service manager starts it: no terminal, and (like `cmd &` in a shell
+    without job control) SIGINT ignored, which every child inherits unless dev undoes it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "prescient_pipeline", "dev", *args], env=env, stdout=log, stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+
+
 @pytest.mark.slow
 def test_dev_offline_with_examples_trades_at_once_and_stops_cleanly_on_sigterm(own_database, tmp_path):
     port = free_port()
@@ -146,16 +239,20 @@ def test_dev_offline_with_examples_trades_at_once_and_stops_cleanly_on_sigterm(o
     for key in ("PRESCIENT_GAMMA_URL", "PRESCIENT_CLOB_URL", "DAGSTER_HOME"):
         env.pop(key, None)
     log = (tmp_path / "dev.log").open("w")
-    dev = subprocess.Popen(
-        [sys.executable, "-m", "prescient_pipeline", "dev", "--offline", "--with-examples", "--events", "60",
-         "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
+    dev = start_dev_in_background(["--offline", "--with-examples", "--events", "60", "--port", str(port)], env, log)
+    started: set[int] = set()
     try:
         wait_for("the web UI", lambda: answers(f"http://127.0.0.1:{port}/server_info"), 180)
-        output = (tmp_path / "dev.log").read_text()
-        assert "running today's trading cycle for the example portfolios" in output
+        output = wait_for("the UI address", lambda: (text := (tmp_path / "dev.log").read_text())
+                          and f"open http://127.0.0.1:{port}" in text and text, 30)
+        # Progress while it starts, and the address only once the UI answers.
+        steps = ["database:", "migrations: at", "simulator: rebuilding", "running today's trading cycle",
+                 "webserver and daemon: starting", f"Dagster UI ready after"]
+        positions = [output.find(step) for step in steps]
+        assert -1 not in positions and positions == sorted(positions), output
         assert "warning" not in output.split("DAGSTER_HOME=")[0], output
+        started = descendants(dev.pid)
+        assert len(started) >= 4, "dagster dev, its webserver, daemon and code server, and the watchdog"
 
         engine = get_engine(own_database)
         with engine.connect() as conn:
@@ -191,3 +288,25 @@ def test_dev_offline_with_examples_trades_at_once_and_stops_cleanly_on_sigterm(o
     assert code == 0, (tmp_path / "dev.log").read_text()[-3000:]
     assert not answers(f"http://127.0.0.1:{port}/server_info"), "the web UI outlived prescient dev"
     assert not simulator_marker(Path(tmp_path)).exists()
+    assert [pid for pid in started if alive(pid)] == [], "every process dev started is gone"
+    assert port_is_free(port)
+    assert world.load(Path(tmp_path)).now > world.load(Path(tmp_path)).start, "the offline world's clock was saved"
+
+
+@pytest.mark.slow
+def test_dev_killed_outright_leaves_no_process_behind(own_database, tmp_path):
+    port = free_port()
+    env = {**os.environ, "PRESCIENT_HOME": str(tmp_path), "PRESCIENT_DATABASE_URL": own_database}
+    for key in ("PRESCIENT_GAMMA_URL", "PRESCIENT_CLOB_URL", "DAGSTER_HOME"):
+        env.pop(key, None)
+    with (tmp_path / "dev.log").open("w") as log:
+        dev = start_dev_in_background(["--port", str(port)], env, log)
+        try:
+            wait_for("the web UI", lambda: answers(f"http://127.0.0.1:{port}/server_info"), 180)
+            started = descendants(dev.pid)
+            assert len(started) >= 4, started
+        finally:
+            dev.kill()  # SIGKILL: no chance to clean up; the watchdog does it
+            dev.wait()
+    wait_for("every process dev started to stop", lambda: not any(alive(pid) for pid in started), 90)
+    assert port_is_free(port)

@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from sqlalchemy import text
 
 from prescient_pipeline.dagster_home import PORTFOLIO_PARTITIONS
 from prescient_pipeline.defs import runner
@@ -105,7 +106,21 @@ def signal_records(instance) -> list:
     return list(instance.fetch_materializations(SIGNALS, limit=10_000, ascending=True).records)
 
 
-def test_each_days_new_signals_are_executed_in_one_run(engine, monkeypatch):
+def pending_days(engine) -> set[tuple[int, str]]:
+    with engine.connect() as conn:
+        return {(pid, day.isoformat()) for pid, day in conn.execute(text(
+            "SELECT DISTINCT portfolio_id, cycle_date FROM trading_signals "
+            "WHERE NOT executed AND rejection_reason IS NULL"))}
+
+
+def by_day(pairs) -> list[tuple[str, list[int]]]:
+    days: dict[str, list[int]] = {}
+    for pid, day in sorted(pairs):
+        days.setdefault(day, []).append(pid)
+    return sorted((day, sorted(pids)) for day, pids in days.items())
+
+
+def test_each_days_new_pending_signals_are_executed_in_one_run(engine, monkeypatch):
     days = [SIM_START.date(), SIM_START.date() + timedelta(days=1)]
     with simulator(monkeypatch, events=30), dg.instance_for_test() as instance:
         ids = [create(engine, f"book {i}") for i in range(3)]
@@ -114,16 +129,16 @@ def test_each_days_new_signals_are_executed_in_one_run(engine, monkeypatch):
             runner.signals(instance, day, ids)  # one run per day, one materialization per portfolio
         records = signal_records(instance)
         assert len(records) == 6
+        pending = pending_days(engine)
+        assert pending, "the simulated markets give momentum signals on these days"
 
         first = tick(execute_signals_sensor, instance)
-        assert [requested(r) for r in first.run_requests] == [(day.isoformat(), ids) for day in days]
-        # Keyed by the day and its first new materialization: a later re-run gets a new key.
-        assert [r.run_key for r in first.run_requests] == [
-            f"execute-{days[0]}-{records[0].storage_id}", f"execute-{days[1]}-{records[3].storage_id}"]
+        # One run per day, for the portfolios whose signals of that day are pending.
+        assert [requested(r) for r in first.run_requests] == by_day(pending)
         for request in first.run_requests:
             assert request.tags["prescient/cycle_date"] == requested(request)[0]
-            assert "prescient/portfolio" not in request.tags  # several portfolios
             assert dg.validate_run_config(execute_signals_job, request.run_config)
+        assert len({r.run_key for r in first.run_requests}) == len(first.run_requests)
 
         assert tick(execute_signals_sensor, instance, first.cursor).run_requests == []
 
@@ -131,9 +146,9 @@ def test_each_days_new_signals_are_executed_in_one_run(engine, monkeypatch):
         runner.signals(instance, days[1], ids[0])
         runner.signals(instance, days[0], ids[2])
         second = tick(execute_signals_sensor, instance, first.cursor)
-        assert [requested(r) for r in second.run_requests] == [
-            (days[0].isoformat(), [ids[2]]), (days[1].isoformat(), [ids[0]])]
-        assert second.run_requests[0].tags["prescient/portfolio"] == str(ids[2])
+        now_pending = pending_days(engine)
+        assert [requested(r) for r in second.run_requests] == by_day(
+            pair for pair in [(ids[0], days[1].isoformat()), (ids[2], days[0].isoformat())] if pair in now_pending)
         third = tick(execute_signals_sensor, instance, second.cursor)
         assert third.run_requests == [] and third.cursor == second.cursor
 
@@ -141,20 +156,48 @@ def test_each_days_new_signals_are_executed_in_one_run(engine, monkeypatch):
         request = first.run_requests[0]
         result = run_job("execute_signals_job", instance, run_config=request.run_config, tags=request.tags)
         assert result.success
+        day, pids = requested(request)
+        assert not {(pid, day) for pid in pids} & pending_days(engine)
         [output] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
-        assert output.event_specific_data.metadata["portfolios"].value == 3
+        assert output.event_specific_data.metadata["portfolios"].value == len(pids)
+
+
+def test_a_daemon_starting_on_executed_history_launches_no_catch_up_runs(engine, monkeypatch):
+    # What `prescient demo` and `prescient cycle` leave behind: every day's partition materialized
+    # and executed in the same breath. A daemon starting later (no cursor yet) must not launch an
+    # execution run per past day.
+    days = [SIM_START.date() + timedelta(days=n) for n in range(3)]
+    with simulator(monkeypatch, events=30), dg.instance_for_test() as instance:
+        ids = [create(engine, f"book {i}") for i in range(2)]
+        for day in days:
+            runner.run_cycle(instance, engine, day, with_snapshot=False)
+        assert len(signal_records(instance)) == len(days) * len(ids)
+        assert pending_days(engine) == set()
+
+        first = tick(execute_signals_sensor, instance)
+        assert first.run_requests == []
+        assert first.cursor, "the cursor moves past the history"
+        assert tick(execute_signals_sensor, instance, first.cursor).run_requests == []
 
 
 def test_more_materializations_than_a_page_are_all_requested_once(engine, monkeypatch):
     # 450 materialization events, reported in two bursts around the ticks, read 200 a page: the
     # cursor has to carry every tick into the next, and no (day, portfolio) is lost or repeated.
     monkeypatch.setattr(ledger, "EXECUTION_PAGE", 200)
+    portfolio_ids = [create(engine, f"paged {n}") for n in range(8)]
     with dg.instance_for_test() as instance:
         def report(count: int, start: int) -> None:
+            with engine.begin() as conn:
+                for n in range(start, start + count):
+                    day, pid = date(2026, 1, 1) + timedelta(days=n % 60), portfolio_ids[n // 60]
+                    conn.execute(text(  # one pending signal per partition: there is work to do
+                        "INSERT INTO trading_signals (portfolio_id, strategy_type, cycle_date, as_of, market_id, "
+                        "side, amount) VALUES (:pid, 'momentum', :day, :day, 'm1', 'YES', 10)"),
+                        {"pid": pid, "day": day})
             for n in range(start, start + count):
-                day = date(2026, 1, 1) + timedelta(days=n % 60)
+                day, pid = date(2026, 1, 1) + timedelta(days=n % 60), portfolio_ids[n // 60]
                 instance.report_runless_asset_event(dg.AssetMaterialization(
-                    asset_key=SIGNALS, partition=str(signals_partition_key(day, 1 + n // 60))))
+                    asset_key=SIGNALS, partition=str(signals_partition_key(day, pid))))
 
         report(250, 0)
         ticks = [tick(execute_signals_sensor, instance)]
@@ -273,3 +316,22 @@ def test_definitions_hold_the_promised_names_all_running_by_default():
         assert defs.resolve_schedule_def(name).job.name == targets[name]
     for name in sensors:
         defs.resolve_sensor_def(name)
+
+
+# --- where the date partitions begin --------------------------------------------------------------
+
+def test_partitions_begin_on_the_first_day_of_any_portfolio_unless_configured(engine, monkeypatch):
+    from prescient_pipeline.defs.strategy import partitions_start
+
+    monkeypatch.delenv("PRESCIENT_PARTITIONS_START")
+    today = datetime.now(timezone.utc).date().isoformat()
+    assert partitions_start() == today, "no portfolio yet: only today's partitions"
+    pid = create(engine, "new today")
+    assert partitions_start() == today, "a portfolio created today misses no earlier day"
+    with engine.begin() as conn:  # a replayed (or simulated) day before its creation
+        conn.execute(text("INSERT INTO trading_signals (portfolio_id, strategy_type, cycle_date, as_of, market_id, "
+                          "side, amount) VALUES (:pid, 'momentum', '2026-03-02', '2026-03-02', 'm1', 'YES', 10)"),
+                     {"pid": pid})
+    assert partitions_start() == "2026-03-02"
+    monkeypatch.setenv("PRESCIENT_PARTITIONS_START", "2026-02-01")
+    assert partitions_start() == "2026-02-01"

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from ..db.engine import get_engine
-from ..db.migrate import upgrade
-from ..db.urls import redact
 from . import Output
 
 
@@ -22,6 +19,10 @@ def register(sub, common) -> None:
 
 
 def _upgrade(args) -> Output:
+    from ..db.engine import get_engine
+    from ..db.migrate import upgrade
+    from ..db.urls import redact
+
     engine = get_engine()
     before, after = upgrade(engine)
     url = redact(engine.url.render_as_string(hide_password=False))
@@ -31,6 +32,7 @@ def _upgrade(args) -> Output:
 
 def _prune(args) -> Output:
     from ..config import settings
+    from ..db.engine import get_engine
     from ..db.migrate import ensure_schema
     from ..errors import InputError
     from ..services.retention import prune_history

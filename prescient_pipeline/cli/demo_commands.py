@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import os
+from datetime import datetime, timedelta, timezone
 
-from .. import dagster_home
-from ..config import settings
-from ..db.engine import get_engine
-from ..db.migrate import ensure_schema
+from ..config import running_simulator_url, settings
+from ..errors import InputError
 from . import Output
 from .ledger_commands import _report_table
 
@@ -29,6 +28,21 @@ def register(sub, common) -> None:
 
 
 def _demo(args) -> Output:
+    if running_simulator_url(settings().home):
+        raise InputError("`prescient dev --offline` is serving this home's offline world; stop it before "
+                         "running the demo here, or set PRESCIENT_HOME to another directory")
+    # The demo's days are past days: its code location's partitions must begin with its first
+    # one (later, the ledger's first day is that day, and every process agrees).
+    first_day = (datetime.now(timezone.utc) - timedelta(days=args.days)).date()
+    configured = settings().partitions_start
+    if configured and configured > first_day.isoformat():
+        raise InputError(f"PRESCIENT_PARTITIONS_START is {configured}, after the demo's first day {first_day}: "
+                         "unset it or give fewer --days")
+    os.environ["PRESCIENT_PARTITIONS_START"] = configured or first_day.isoformat()
+
+    from .. import dagster_home
+    from ..db.engine import get_engine
+    from ..db.migrate import ensure_schema
     from ..defs.demo import run_demo
 
     engine = ensure_schema(get_engine())
@@ -53,6 +67,6 @@ def _demo(args) -> Output:
         "CSV exports:",
         *[f"  {path}" for path in result.exports.values()],
         "",
-        "Next: `prescient report`, or `prescient dev` to browse the runs in the Dagster UI.",
+        "Next: `prescient report`, or `prescient dev --offline` to browse the runs in the Dagster UI (it serves this demo's world).",
     ])
     return Output(data, text)

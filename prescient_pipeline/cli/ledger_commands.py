@@ -7,15 +7,13 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from .. import dagster_home
 from ..config import settings
-from ..db.engine import get_engine
-from ..db.migrate import ensure_schema
-from ..services import reports
-from ..services.portfolios import get_portfolio, parse_portfolio_id
-from ..services.status import describe_flag, flagged_positions
 from ..errors import InputError
 from . import Output
+from .api_reachability import require_api
+
+# The database layers, and Dagster for the commands that run jobs, are imported in the handlers,
+# so the commands that only read the ledger answer fast (benchmarks/bench_cli.py).
 
 REPORT_COLUMNS = ["portfolio_id", "name", "strategy_type", "cash", "positions_value", "total_value", "liquidation_value",
                   "realized_pnl", "unrealized_pnl", "fees", "open_positions", "trades", "win_rate",
@@ -55,24 +53,42 @@ def register(sub, common) -> None:
 
 
 def _engine():
+    from ..db.engine import get_engine
+    from ..db.migrate import ensure_schema
+
     return ensure_schema(get_engine())
+
+
+def _reports():
+    from ..services import reports
+
+    return reports
 
 
 def _portfolio_filter(engine, value) -> int | None:
     if value is None:
         return None
+    from ..services.portfolios import get_portfolio, parse_portfolio_id
+
     return get_portfolio(engine, parse_portfolio_id(value))["portfolio_id"]
 
 
-def _cycle(args) -> Output:
-    from ..defs import runner
+def _instance():
+    from .. import dagster_home
 
+    return dagster_home.instance()
+
+
+def _cycle(args) -> Output:
     engine = _engine()
     pid = _portfolio_filter(engine, args.portfolio)
-    instance = dagster_home.instance()
+    require_api()
+    from ..defs import runner
+
+    instance = _instance()
     day = datetime.now(timezone.utc).date()
     result = runner.run_cycle(instance, engine, day, pid)
-    rows = reports.report(engine, pid)
+    rows = _reports().report(engine, pid)
     data = {"date": day, "refresh_run": result.refresh_run, "portfolio_ids": result.portfolio_ids,
             "signals_run": result.signals_run, "execution_run": result.execution_run,
             "snapshot_run": result.snapshot_run, "portfolios": rows}
@@ -81,11 +97,12 @@ def _cycle(args) -> Output:
 
 
 def _prices(args) -> Output:
+    _engine()
+    require_api()
     from ..defs import runner
 
-    _engine()
-    run_id = runner.update_prices(dagster_home.instance())
-    rows = reports.report(_engine())
+    run_id = runner.update_prices(_instance())
+    rows = _reports().report(_engine())
     return Output({"run_id": run_id, "portfolios": rows}, f"price update {run_id}\n" + _report_table(rows))
 
 
@@ -93,8 +110,8 @@ def _snapshot(args) -> Output:
     from ..defs import runner
 
     _engine()
-    run_id = runner.snapshot(dagster_home.instance())
-    rows = reports.report(_engine())
+    run_id = runner.snapshot(_instance())
+    rows = _reports().report(_engine())
     return Output({"run_id": run_id, "portfolios": rows}, f"snapshot {run_id}\n" + _report_table(rows))
 
 
@@ -106,8 +123,10 @@ def _report_table(rows: list[dict]) -> str:
 
 def _report(args) -> Output:
     engine = _engine()
+    from ..services.status import describe_flag, flagged_positions
+
     pid = _portfolio_filter(engine, args.portfolio)
-    rows = reports.report(engine, pid)
+    rows = _reports().report(engine, pid)
     flagged = flagged_positions(engine, pid)
     text = _report_table(rows) + "".join(f"\nflagged: {describe_flag(f)}" for f in flagged)
     return Output({"portfolios": rows, "flagged_positions": flagged}, text)
@@ -121,7 +140,7 @@ def _trades(args) -> Output:
         raise InputError(f"--limit must be a whole number, got {args.limit!r}") from None
     if limit <= 0:
         raise InputError("--limit must be positive")
-    rows = reports.recent_trades(engine, _portfolio_filter(engine, args.portfolio), limit)
+    rows = _reports().recent_trades(engine, _portfolio_filter(engine, args.portfolio), limit)
     cols = ["trade_id", "portfolio_id", "executed_at", "action", "market_id", "side", "shares", "price",
             "amount", "fee", "realized_pnl", "reason", "evidence"]
     text = tabulate([[r[c] for c in cols] for r in rows], headers=cols) if rows else "no trades"

@@ -1,4 +1,8 @@
-"""`prescient portfolio ...`: manage portfolios from the command line."""
+"""`prescient portfolio ...`: manage portfolios from the command line.
+
+Imports of the database layers happen in the handlers: `prescient --help` and every other
+command load none of them (see cli/__init__.py).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,7 @@ import logging
 
 from tabulate import tabulate
 
-from .. import dagster_home
-from ..db.engine import get_engine
-from ..db.migrate import ensure_schema
 from ..errors import InputError
-from ..services import portfolios as svc
-from ..services.ledger import open_position_rows
-from ..services.status import describe_flag, flagged_positions
 from . import Output
 
 log = logging.getLogger(__name__)
@@ -38,7 +36,7 @@ def register(sub, common) -> None:
     create.set_defaults(handler=_create)
 
     lst = ps.add_parser("list", parents=[common], help="list portfolios")
-    lst.add_argument("--status", choices=svc.STATUSES)
+    lst.add_argument("--status", choices=("active", "paused", "archived"))
     lst.set_defaults(handler=_list)
 
     show = ps.add_parser("show", parents=[common], help="a portfolio with its open positions")
@@ -84,11 +82,22 @@ def register(sub, common) -> None:
 
 
 def _engine():
+    from ..db.engine import get_engine
+    from ..db.migrate import ensure_schema
+
     return ensure_schema(get_engine())
+
+
+def _services():
+    from ..services import portfolios
+
+    return portfolios
 
 
 def _sync_partition(portfolio_id: int, present: bool) -> None:
     """Tell Dagster now; portfolio_partitions_sensor reconciles anything missed."""
+    from .. import dagster_home
+
     try:
         instance = dagster_home.instance()
         if present:
@@ -105,6 +114,7 @@ def _one(row: dict, title: str) -> Output:
 
 
 def _create(args) -> Output:
+    svc = _services()
     new = svc.NewPortfolio.parse(
         name=args.name, strategy=args.strategy, balance=args.balance, config=args.config,
         description=args.description, max_position_size=args.max_position_size,
@@ -116,18 +126,21 @@ def _create(args) -> Output:
 
 
 def _list(args) -> Output:
-    rows = svc.list_portfolios(_engine(), status=args.status)
+    rows = _services().list_portfolios(_engine(), status=args.status)
     table = tabulate([[r[c] for c in LIST_COLUMNS] for r in rows], headers=LIST_COLUMNS) if rows else "no portfolios"
     return Output({"portfolios": rows}, table)
 
 
 def _show(args) -> Output:
+    from ..services.ledger import open_position_rows
+    from ..services.status import describe_flag, flagged_positions
+
     engine = _engine()
-    row = svc.get_portfolio(engine, args.portfolio_id)
+    row = _services().get_portfolio(engine, args.portfolio_id)
     with engine.connect() as conn:
         positions = open_position_rows(conn, row["portfolio_id"])
         flagged = flagged_positions(conn, row["portfolio_id"])
-        transfers = svc.transfer_log(conn, row["portfolio_id"])
+        transfers = _services().transfer_log(conn, row["portfolio_id"])
     # Marks are the displayed price; liquidation value is what the bids would pay now.
     cols = ["market_id", "side", "shares", "avg_price", "cost_basis", "entry_mark", "current_price", "market_value",
             "liquidation_value", "unrealized_pnl", "settlement_flag"]
@@ -152,7 +165,7 @@ def _update(args) -> Output:
     changes = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     if args.replace_config and "strategy_config" not in changes:
         raise InputError("--replace-config needs --config (use --config '{}' --replace-config to clear it)")
-    row = svc.update_portfolio(_engine(), args.portfolio_id, changes, replace_config=args.replace_config)
+    row = _services().update_portfolio(_engine(), args.portfolio_id, changes, replace_config=args.replace_config)
     out = _one(row, f"updated portfolio {row['portfolio_id']}")
     out.text += "\n" + _config_text(row, _effective_config(row))
     return out
@@ -183,7 +196,7 @@ def _config_text(row: dict, effective: dict | None) -> str:
 
 def _status_handler(status: str):
     def handler(args) -> Output:
-        row = svc.set_status(_engine(), args.portfolio_id, status, args.reason)
+        row = _services().set_status(_engine(), args.portfolio_id, status, args.reason)
         if status == "archived":
             _sync_partition(row["portfolio_id"], False)
         return _one(row, f"portfolio {row['portfolio_id']} is {row['status']}")
@@ -193,17 +206,17 @@ def _status_handler(status: str):
 def _delete(args) -> Output:
     if not args.yes:
         raise InputError("deleting removes the portfolio's whole ledger; add --yes to confirm")
-    row = svc.delete_portfolio(_engine(), args.portfolio_id)
+    row = _services().delete_portfolio(_engine(), args.portfolio_id)
     _sync_partition(row["portfolio_id"], False)
     return Output({"deleted": row["portfolio_id"], "name": row["name"]},
                   f"deleted portfolio {row['portfolio_id']} ({row['name']})")
 
 
 def _pause_all(args) -> Output:
-    ids = svc.pause_all(_engine(), args.reason)
+    ids = _services().pause_all(_engine(), args.reason)
     return Output({"paused": ids}, f"paused {len(ids)} portfolios" + (f": {ids}" if ids else ""))
 
 
 def _transfer(args) -> Output:
-    row = svc.transfer(_engine(), args.from_id, args.to_id, args.amount, args.reason)
+    row = _services().transfer(_engine(), args.from_id, args.to_id, args.amount, args.reason)
     return Output(row, f"moved {row['amount']} from portfolio {row['from_portfolio_id']} to {row['to_portfolio_id']}")

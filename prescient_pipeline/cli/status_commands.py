@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import time
 
-from .. import dagster_home
 from ..config import settings
-from ..db.engine import get_engine
-from ..db.urls import redact
-from ..polymarket.client import PolymarketClient
-from ..domain.settlement import MARKET_MISSING
-from ..services.status import database_status, describe_flag
 from . import Output
+from .api_reachability import HINT as UNREACHABLE_HINT
 
 DAEMON_STALE_SECONDS = 120
 
@@ -22,6 +17,8 @@ def register(sub, common) -> None:
 
 
 def _dagster_status() -> dict:
+    from .. import dagster_home
+
     instance = dagster_home.instance()
     now = time.time()
     beats = instance.get_daemon_heartbeats()
@@ -44,6 +41,12 @@ def _instigator_states(instance) -> dict[str, str]:
 
 
 def _status(args) -> Output:
+    from ..db.engine import get_engine
+    from ..db.urls import redact
+    from ..polymarket.client import PolymarketClient
+    from ..domain.settlement import MARKET_MISSING
+    from ..services.status import database_status, describe_flag
+
     problems, warnings = [], []
     data: dict = {"prescient_home": str(settings().home)}
     try:
@@ -63,12 +66,20 @@ def _status(args) -> Output:
         data["database"] = {"reachable": False, "error": str(exc).splitlines()[0]}
         problems.append(f"database unreachable: {data['database']['error']}")
 
-    client = PolymarketClient.from_settings()
-    data["polymarket"] = {"gamma_url": client.gamma_url, "clob_url": client.clob_url,
-                          "source": settings().api_source, **client.ping()}
-    for api in ("gamma", "clob"):
-        if not data["polymarket"].get(api):
-            problems.append(f"{api} API unreachable at {getattr(client, api + '_url')}")
+    current = settings()
+    if current.api_source == "offline":
+        # Offline by choice, and nothing serves the offline world right now: not a fault. The
+        # live API is not asked; this home's commands do not use it.
+        data["polymarket"] = {"source": "offline", "offline": True, "simulator_running": False}
+    else:
+        client = PolymarketClient.from_settings()
+        data["polymarket"] = {"gamma_url": client.gamma_url, "clob_url": client.clob_url,
+                              "source": current.api_source, "offline": current.api_source == "offline simulator",
+                              **client.ping()}
+        for api in ("gamma", "clob"):
+            if not data["polymarket"].get(api):
+                problems.append(f"{api} API unreachable at {getattr(client, api + '_url')}"
+                                + (f": {UNREACHABLE_HINT}" if current.api_source == "default" else ""))
 
     if data["database"].get("reachable"):
         try:
@@ -95,8 +106,12 @@ def _text(data: dict) -> str:
             lines.append(f"  portfolio {p['portfolio_id']} {p['name']} [{p['status']}]: last cycle "
                          f"{p['last_cycle'] or 'never'}, last price update {p['last_price_update'] or 'never'}")
     pm = data["polymarket"]
-    lines.append(f"gamma {pm['gamma_url']}: {'ok' if pm.get('gamma') else 'UNREACHABLE'}; "
-                 f"clob {pm['clob_url']}: {'ok' if pm.get('clob') else 'UNREACHABLE'} (from {pm['source']})")
+    if pm["source"] == "offline":
+        lines.append("polymarket: offline (this home runs on its offline world; the live API is not used). "
+                     "No simulator is running: `prescient dev --offline` serves it")
+    else:
+        lines.append(f"gamma {pm['gamma_url']}: {'ok' if pm.get('gamma') else 'UNREACHABLE'}; "
+                     f"clob {pm['clob_url']}: {'ok' if pm.get('clob') else 'UNREACHABLE'} (from {pm['source']})")
     dagster = data.get("dagster", {})
     if "daemon_running" in dagster:
         states = dagster["schedules_and_sensors"]

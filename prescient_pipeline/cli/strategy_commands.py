@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-from ..domain.strategies.registry import available_strategies, get_strategy
-from ..services.portfolios import parse_config
 from . import Output
 
 
@@ -21,6 +19,8 @@ def register(sub, common) -> None:
 
 
 def _strategies(args) -> Output:
+    from ..domain.strategies.registry import available_strategies
+
     infos = [s.info() for s in available_strategies().values()]
     lines = []
     for info in infos:
@@ -30,6 +30,9 @@ def _strategies(args) -> Output:
 
 
 def _validate(args) -> Output:
+    from ..domain.strategies.registry import get_strategy
+    from ..services.portfolios import parse_config
+
     config = get_strategy(args.strategy_type).validate_config(parse_config(args.config))
     return Output({"strategy_type": args.strategy_type, "valid": True, "config": config},
                   f"valid config for {args.strategy_type}:\n" + json.dumps(config, indent=2, sort_keys=True))

@@ -25,8 +25,9 @@ from sqlalchemy import Engine, text
 from ..dagster_home import PORTFOLIO_PARTITIONS
 from ..db import schema
 from ..errors import InputError
+from ..config import settings
+from ..polymarket.simulator import state as world
 from ..polymarket.simulator.server import SimulatorServer
-from ..polymarket.simulator.universe import Universe
 from ..polymarket.client import PolymarketClient
 from ..services import reports
 from ..services.exports import export_tables
@@ -105,7 +106,11 @@ def run_demo(instance, engine: Engine, *, days: int, seed: int, events: int, pri
     _forget_stale_partitions(instance, engine)
 
     start = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days)
-    universe = Universe(seed=seed, events=events, start=start)
+    # Stored under PRESCIENT_HOME before anything is traded in it: `prescient dev --offline`
+    # rebuilds this very world, so the demo's positions stay priced against their own markets.
+    state = world.WorldState.new(seed, events, start)
+    world.save(settings().home, state)
+    universe = state.universe(until=start)
     runs = price_updates = 0
     cycle_at = timedelta(hours=cycle_time_of_day().hour, minutes=cycle_time_of_day().minute)
     saved_urls = {k: os.environ.get(k) for k in URL_VARIABLES}
@@ -153,6 +158,7 @@ def run_demo(instance, engine: Engine, *, days: int, seed: int, events: int, pri
                      f"{price_updates} price updates ({time.perf_counter() - began:.0f}s)")
             advance_to(day_start + timedelta(days=1))
         end = universe.now
+        world.save(settings().home, state.at(universe))
     for key, value in saved_urls.items():
         if value is None:
             os.environ.pop(key, None)

@@ -13,6 +13,7 @@ from ..services.history import archive_signals, snapshot_portfolios
 from ..services.prices import update_prices
 from ..services.reports import unbalanced_portfolios
 from ..services.retention import prune_history
+from ..services.signals import days_with_pending_signals
 from .freshness import every
 from .portfolios import portfolios_partitions
 from .resources import Database, PolymarketApi
@@ -131,19 +132,28 @@ def execution_request(cycle_date: str, portfolio_ids: list[int], run_key: str | 
     job=execute_signals_job,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Executes every new portfolio_signals materialization: one execute_signals_job run "
-    "per day among the new ones, paging through them with a cursor so none is skipped.",
+    description="Executes every new portfolio_signals materialization whose signals are still "
+    "pending: one execute_signals_job run per day among them, paging through them with a cursor so "
+    "none is skipped.",
 )
-def execute_signals_sensor(context: dg.SensorEvaluationContext):
+def execute_signals_sensor(context: dg.SensorEvaluationContext, database: Database):
     result = context.instance.fetch_materializations(SIGNALS, limit=EXECUTION_PAGE, cursor=context.cursor, ascending=True)
-    by_day: dict[str, set[int]] = {}
-    first: dict[str, int] = {}
+    found = []
     for record in result.records:
         if not record.partition_key:
             continue
         keys = signals_partitions.get_partition_key_from_str(record.partition_key).keys_by_dimension
-        by_day.setdefault(keys["date"], set()).add(int(keys["portfolio"]))
-        first.setdefault(keys["date"], record.storage_id)
+        found.append((record, int(keys["portfolio"]), date.fromisoformat(keys["date"])))
+    # Materializations whose signals were already executed (by `prescient cycle` or the demo,
+    # which execute in the same breath, or by an earlier run) need no run: a daemon starting on
+    # a home with history must not launch a catch-up run per past day.
+    pending = days_with_pending_signals(database.engine(), [(pid, day) for _, pid, day in found])
+    by_day: dict[str, set[int]] = {}
+    first: dict[str, int] = {}
+    for record, pid, day in found:
+        if (pid, day) in pending:
+            by_day.setdefault(day.isoformat(), set()).add(pid)
+            first.setdefault(day.isoformat(), record.storage_id)
     requests = [execution_request(day, sorted(ids), run_key=f"execute-{day}-{first[day]}")
                 for day, ids in sorted(by_day.items())]
     return dg.SensorResult(run_requests=requests, cursor=result.cursor)

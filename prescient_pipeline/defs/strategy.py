@@ -6,6 +6,7 @@ universe once for all of them. Portfolios with their own `cycle_cron` are reques
 `portfolio_cadence_sensor` on that cadence instead.
 """
 
+import logging
 from datetime import date, datetime, timezone
 
 import dagster as dg
@@ -14,7 +15,8 @@ import pandas as pd
 from dagster._utils.schedules import cron_string_iterator  # Dagster's own cron evaluation
 
 from ..config import settings
-from ..services.portfolio_keys import active_portfolios
+from ..db.engine import get_engine
+from ..services.portfolio_keys import active_portfolios, first_ledger_day
 from ..services.portfolios import get_portfolio
 from ..services.signals import as_of_for, generate_signals, universe_for
 from .market_data import MARKETS, refresh_markets_job
@@ -25,9 +27,26 @@ SIGNALS = dg.AssetKey("portfolio_signals")
 EVERY_PORTFOLIO_SIGNALLED = "every_portfolio_signalled"
 CYCLE_TAG = "prescient/cycle_date"
 
-daily_partitions = dg.DailyPartitionsDefinition(
-    start_date=settings().partitions_start, end_offset=1, timezone="UTC"
-)
+def partitions_start() -> str:
+    """PRESCIENT_PARTITIONS_START, else the first day of any portfolio (today when there is none).
+
+    Dagster counts every (day, portfolio) pair of the grid, so a fixed early start made every
+    day before a portfolio existed a "missing" partition. Read when the code location loads:
+    days before it can be replayed by setting PRESCIENT_PARTITIONS_START.
+    """
+    configured = settings().partitions_start
+    if configured:
+        return configured
+    today = datetime.now(timezone.utc).date()
+    try:
+        first = first_ledger_day(get_engine())
+    except Exception as exc:  # no database or no schema yet: the grid starts today, as for an empty ledger
+        logging.getLogger(__name__).info("portfolio_signals partitions start today (%s)", type(exc).__name__)
+        first = None
+    return min(first or today, today).isoformat()
+
+
+daily_partitions = dg.DailyPartitionsDefinition(start_date=partitions_start(), end_offset=1, timezone="UTC")
 signals_partitions = dg.MultiPartitionsDefinition({"date": daily_partitions, "portfolio": portfolios_partitions})
 
 

@@ -1,8 +1,10 @@
-"""Which portfolios should have partitions: every one that is not archived."""
+"""Which portfolios should have partitions (every one that is not archived), and from which day."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, select
+from datetime import date
+
+from sqlalchemy import Engine, select, text
 
 from ..db.schema import portfolios
 
@@ -22,3 +24,18 @@ def active_portfolios(engine: Engine) -> list[dict]:
             .where(portfolios.c.status == "active").order_by(portfolios.c.portfolio_id)
         )
         return [dict(r._mapping) for r in rows]
+
+
+def first_ledger_day(engine: Engine) -> date | None:
+    """The first day any portfolio has: its creation, or an earlier day it has signals or history
+    for (the demo's simulated days, a replayed day). None when there are no portfolios."""
+    with engine.connect() as conn:
+        return conn.execute(text(
+            """
+            SELECT least(
+                (SELECT min((created_at AT TIME ZONE 'UTC')::date) FROM portfolios),
+                (SELECT min(cycle_date) FROM trading_signals),
+                (SELECT min(cycle_date) FROM signal_archives),
+                (SELECT min(snapshot_date) FROM portfolio_history))
+            """
+        )).scalar()

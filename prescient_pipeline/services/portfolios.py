@@ -15,7 +15,6 @@ from sqlalchemy import Engine, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..db.schema import portfolio_positions, portfolio_rebalancing_log, portfolios
-from ..domain.strategies.registry import get_strategy
 from ..errors import InputError
 
 STATUSES = ("active", "paused", "archived")
@@ -101,6 +100,8 @@ class NewPortfolio:
     @classmethod
     def parse(cls, *, name, strategy, balance, config=None, description=None,
               max_position_size=None, max_total_exposure=None, max_positions=None) -> "NewPortfolio":
+        from ..domain.strategies.registry import get_strategy  # pandas: only when a config is checked
+
         strategy_impl = get_strategy(strategy)  # unknown strategy -> ConfigError naming the known ones
         overrides = parse_config(config)
         strategy_impl.validate_config(overrides)
@@ -201,6 +202,8 @@ def update_portfolio(engine: Engine, portfolio_id: Any, changes: dict, *, replac
             current = get_portfolio(conn, portfolio_id, for_update=True)
             if "strategy_config" in changes:
                 overrides = parse_config(changes["strategy_config"])
+                from ..domain.strategies.registry import get_strategy
+
                 if not replace_config:
                     overrides = {**(current["strategy_config"] or {}), **overrides}
                 get_strategy(current["strategy_type"]).validate_config(overrides)

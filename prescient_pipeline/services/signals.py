@@ -127,3 +127,18 @@ def pending_signals(conn, portfolio_id: int, cycle_date: date | None = None) -> 
     if cycle_date is not None:
         query = query.where(trading_signals.c.cycle_date == cycle_date)
     return [dict(r._mapping) for r in conn.execute(query.order_by(trading_signals.c.signal_id))]
+
+
+def days_with_pending_signals(engine: Engine, portfolio_days: list[tuple[int, date]]) -> set[tuple[int, date]]:
+    """Which of these (portfolio, cycle date) pairs still have signals neither executed nor rejected."""
+    if not portfolio_days:
+        return set()
+    pairs = set(portfolio_days)
+    query = (
+        select(trading_signals.c.portfolio_id, trading_signals.c.cycle_date).distinct()
+        .where(trading_signals.c.executed.is_(False), trading_signals.c.rejection_reason.is_(None),
+               trading_signals.c.portfolio_id.in_({pid for pid, _ in pairs}),
+               trading_signals.c.cycle_date.in_({day for _, day in pairs}))
+    )
+    with engine.connect() as conn:
+        return {(pid, day) for pid, day in conn.execute(query)} & pairs

@@ -6,7 +6,6 @@ from __future__ import annotations
 from sqlalchemy import Connection, Engine, text
 
 from ..db.migrate import current_revision, head_revision
-from .market_store import last_refresh
 from ..domain.settlement import MARKET_MISSING
 from .reports import unbalanced_portfolios
 
@@ -43,6 +42,8 @@ def describe_flag(row: dict) -> str:
 
 def database_status(engine: Engine) -> dict:
     """Reachability, migration state, freshness and balance; raises if the server is unreachable."""
+    from .market_store import last_refresh  # pandas: not for the commands that only read flags
+
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))
     current, head = current_revision(engine), head_revision()
