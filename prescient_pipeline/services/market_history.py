@@ -258,13 +258,15 @@ def _price_histories(client: PolymarketClient, markets: list[dict], start: datet
                      fidelity: int) -> dict[str, list[tuple[int, float]]]:
     """Both tokens' points of every market. The CLOB answers a closed market's history only at a
     fidelity of 12 hours or more (py-clob-client #216), so closed markets that came back empty are
-    asked again that coarsely: their grid rows then repeat the last 12-hourly point."""
+    asked again that coarsely when neither token had a point: their grid rows then repeat the last
+    12-hourly point."""
     window = {"start_ts": int(start.timestamp()), "end_ts": int(end.timestamp())}
     tokens = [t for m in markets for t in (m["yes_token_id"], m["no_token_id"]) if t]
     histories = client.fetch_price_histories(tokens, fidelity=fidelity, **window)
     if fidelity < CLOSED_MARKET_FIDELITY:
-        empty = [t for m in markets if m.get("closed") for t in (m["yes_token_id"], m["no_token_id"])
-                 if t and not histories.get(t)]
+        empty = [t for m in markets if m.get("closed")
+                 and not (histories.get(m["yes_token_id"]) or histories.get(m["no_token_id"]))
+                 for t in (m["yes_token_id"], m["no_token_id"]) if t]
         if empty:
             histories.update(client.fetch_price_histories(empty, fidelity=CLOSED_MARKET_FIDELITY, **window))
     return histories
