@@ -326,3 +326,36 @@ def test_the_asset_materializes_a_partition(engine, replay):
         (0, 0, 0, True), (3, 35, 1, False)]
     assert {r.partition_key for r in records} == {"2026-11-10"}
     assert table_counts(engine)["history_imports"] == 1
+
+
+def test_the_listing_pages_past_the_offset_cap_by_end_date_and_dedupes(engine):
+    # 30 closed markets ending a day apart and 5 open ones; pages of 4 and offsets up to 8 only,
+    # so the closed listing must be cut into end-date windows; one market is served twice under a
+    # second id with the same condition id (a listing that shifted), and counted once.
+    closed = [gamma_market(200 + n, closed=True, closed_time="2026-11-10T12:00:00Z", prices=("1", "0"),
+                           end=(datetime(2026, 10, 20, tzinfo=timezone.utc) + timedelta(days=n)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+              for n in range(30)]
+    twin = {**closed[3], "id": "299"}
+    open_ = [gamma_market(300 + n) for n in range(5)]
+    with ReplayServer(markets=[*closed, twin, *open_], now=LISTED_AT, offset_cap=8, limit_cap=4) as server:
+        with PolymarketClient(server.url, server.url, retries=0, requests_per_10s=UNLIMITED,
+                              offset_cap=8, page_size=4) as client:
+            found = client.fetch_markets_open_between(at(DAY1, 0), at(DAY2, 0))
+        windows = {(r.param("end_date_min"), r.param("end_date_max")) for r in server.requests_to("/markets")}
+    ids = sorted(m["id"] for m in found.markets)
+    assert ids == sorted([str(200 + n) for n in range(30)] + [str(300 + n) for n in range(5)])
+    assert found.duplicates >= 1
+    assert len(windows) > 3, "the closed listing was re-asked in end-date windows"
+
+
+@pytest.mark.parametrize("fidelity, first, count", [(60, "00:00", 24), (7, "00:03", 206), (1440, "00:00", 1)])
+def test_grid_times_are_multiples_of_the_fidelity_since_the_epoch(fidelity, first, count):
+    from prescient_pipeline.domain.history_grid import grid_times
+
+    grid = grid_times(DAY1, fidelity)
+    # 2026-11-10 00:00 UTC is 1,794,268,800 s = 29,904,480 min since the epoch; 29,904,480 mod 7
+    # = 4, so the first 7-minute multiple is 3 minutes later (00:03), and the day holds the minutes
+    # 3, 10, ..., 1,438: (1,438 - 3) / 7 + 1 = 206 of them.
+    assert grid[0].strftime("%H:%M") == first and len(grid) == count
+    assert all(int(g.timestamp()) % (fidelity * 60) == 0 for g in grid)
+    assert grid[-1] < at(DAY2, 0)
