@@ -206,6 +206,9 @@ def test_a_rerun_adds_nothing_and_force_imports_again(engine, replay):
 
 def test_a_live_market_newer_than_the_listing_keeps_its_current_state(engine, replay):
     with engine.begin() as conn:
+        # Event 1010 as a live refresh listed it, with its 5 markets; the market listing shows 1 of them.
+        conn.execute(text("INSERT INTO events (event_id, title, market_count, updated_at) "
+                          "VALUES ('1010', 'old title', 5, :older)"), {"older": LISTED_AT - timedelta(days=20)})
         conn.execute(text("INSERT INTO markets (market_id, question, closed, updated_at) VALUES "
                           "('101', 'as the live refresh saw it', false, :newer), "
                           "('102', 'an old observation', false, :older)"),
@@ -213,6 +216,8 @@ def test_a_live_market_newer_than_the_listing_keeps_its_current_state(engine, re
     run(engine, replay)
     with engine.connect() as conn:
         state = dict(conn.execute(text("SELECT market_id, question FROM markets")).all())
+        event = conn.execute(text("SELECT title, market_count FROM events WHERE event_id = '1010'")).one()
+    assert tuple(event) == ("Event 101", 5), "newer fields taken, the market count never lowered"
     assert state["101"] == "as the live refresh saw it"
     assert state["102"] == "Market 102?"
 
@@ -266,18 +271,22 @@ def test_the_command_line(engine, replay, monkeypatch, capsys):
     assert "0 days imported, 2 skipped" in out.out.splitlines()[0]
 
     # Without --min-volume the thin market 105 is a market too (its 12:00 point: 12 rows on day 1);
-    # a different selection is a different import, so both days are imported again.
+    # a different selection is a different import, so the day is imported again.
     assert main(["history", "import", "--from", "2026-11-10", "--to", "2026-11-10", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["points"] == 35 + 12
+
+
+DAY = ["--from", "2026-11-10", "--to", "2026-11-10"]
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--from", "2026-11-11", "--to", "2026-11-10"], "error: --from 2026-11-11 is after --to 2026-11-10"),
     (["--from", "2026-13-01", "--to", "2026-11-10"], "error: --from must be a date YYYY-MM-DD, not '2026-13-01'"),
-    (["--from", "2026-11-10", "--to", "2026-11-10", "--fidelity", "0"], "error: --fidelity must be at least 1 minute, not 0"),
-    (["--from", "2026-11-10", "--to", "2026-11-10", "--fidelity", "1h"], "error: --fidelity must be a whole number, not '1h'"),
+    ([*DAY, "--fidelity", "0"], "error: --fidelity must be at least 1 minute, not 0"),
+    ([*DAY, "--fidelity", "1h"], "error: --fidelity must be a whole number, not '1h'"),
     (["--from", "2026-11-10", "--to", "2999-01-01"], "error: the window ends in the future (2999-01-01)"),
-    (["--from", "2026-11-10", "--to", "2026-11-10", "--min-volume", "-5"], "error: --min-volume must be a number at least 0, not -5.0"),
+    ([*DAY, "--min-volume", "-5"], "error: --min-volume must be a finite number at least 0, not -5.0"),
+    ([*DAY, "--min-volume", "nan"], "error: --min-volume must be a finite number at least 0, not nan"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(engine, replay, monkeypatch, capsys, argv, message):
     from prescient_pipeline.cli import main
@@ -333,8 +342,7 @@ def test_the_listing_pages_past_the_offset_cap_by_end_date_and_dedupes(engine):
     # so the closed listing must be cut into end-date windows; one market is served twice under a
     # second id with the same condition id (a listing that shifted), and counted once.
     closed = [gamma_market(200 + n, closed=True, closed_time="2026-11-10T12:00:00Z", prices=("1", "0"),
-                           end=(datetime(2026, 10, 20, tzinfo=timezone.utc) + timedelta(days=n)).strftime("%Y-%m-%dT%H:%M:%SZ"))
-              for n in range(30)]
+                           end=f"{date(2026, 10, 20) + timedelta(days=n)}T00:00:00Z") for n in range(30)]
     twin = {**closed[3], "id": "299"}
     open_ = [gamma_market(300 + n) for n in range(5)]
     with ReplayServer(markets=[*closed, twin, *open_], now=LISTED_AT, offset_cap=8, limit_cap=4) as server:

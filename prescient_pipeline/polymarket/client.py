@@ -337,7 +337,7 @@ class PolymarketClient:
         found = _ListingFound(on_page)
         common: dict[str, Any] = {"order": "id", "ascending": "true", "start_date_max": _iso(end)}
         if min_volume is not None:
-            common["volume_num_min"] = f"{min_volume:g}"
+            common["volume_num_min"] = f"{min_volume:f}".rstrip("0").rstrip(".")  # never 1e+06
         self._page_markets_sliced(found, {**common, "closed": "true"}, start - closed_grace)
         self._page_markets_sliced(found, {**common, "active": "true", "closed": "false", "archived": "false"}, None)
         return MarketsFetch(
@@ -354,7 +354,8 @@ class PolymarketClient:
         if complete:
             return
         low = lowest_end or SLICE_START
-        windows: list[tuple[datetime | None, datetime | None]] = [(SLICE_END, None), *_split_window(low, SLICE_END, end_dates)]
+        windows: list[tuple[datetime | None, datetime | None]] = [
+            (SLICE_END, None), *_split_window(low, SLICE_END, end_dates)]
         if lowest_end is None:
             windows.append((None, SLICE_START))
         while windows:
@@ -497,7 +498,8 @@ class PolymarketClient:
                     histories[token] = _history_points(history.get(token))
         for token in tokens:
             if token not in histories:
-                points = self.fetch_price_history(token, start_ts=int(start_ts), end_ts=int(end_ts), fidelity=int(fidelity))
+                points = self.fetch_price_history(token, start_ts=int(start_ts), end_ts=int(end_ts),
+                                                  fidelity=int(fidelity))
                 histories[token] = [(t, p) for t, p in points if 0.0 <= p <= 1.0]
         return histories
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -91,8 +92,8 @@ def validate_window(day_from: date, day_to: date, fidelity_minutes: int, min_vol
         raise InputError(f"the window ends in the future ({day_to}); today is {now.date()} (UTC)")
     if fidelity_minutes < 1:
         raise InputError(f"--fidelity must be at least 1 minute, not {fidelity_minutes}")
-    if min_volume is not None and not min_volume >= 0:
-        raise InputError(f"--min-volume must be a number at least 0, not {min_volume}")
+    if min_volume is not None and not (math.isfinite(min_volume) and min_volume >= 0):
+        raise InputError(f"--min-volume must be a finite number at least 0, not {min_volume}")
 
 
 def import_history(
@@ -189,8 +190,8 @@ def _import_day(engine, client, day, markets, events_by_id, fidelity, min_volume
     chosen = [m for m in markets if open_during(m, start, end, step)]
     result = DayResult(day, "imported", complete=complete)
 
-    histories = _price_histories(client, chosen, start - LOOKBACK, min(end - timedelta(seconds=1), now), fidelity) \
-        if chosen and grid else {}
+    last_second = min(end - timedelta(seconds=1), now)
+    histories = _price_histories(client, chosen, start - LOOKBACK, last_second, fidelity) if chosen and grid else {}
     snapshots, per_time, with_rows = [], Counter(), []
     events_at: dict[datetime, set] = {}
     for market in chosen:
