@@ -76,4 +76,7 @@ def _import(args) -> Output:
         f"{totals['resolutions']} resolutions",
         table,
     ])
+    if report.rejected:
+        reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(report.rejected.items()))
+        text += f"\nkept out of {report.listed} listed markets (not usable as binary markets): {reasons}"
     return Output(data, text)
