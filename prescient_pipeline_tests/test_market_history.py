@@ -60,6 +60,8 @@ MARKETS = [
     gamma_market(105, volume=10.0),  # open, but below --min-volume 100
     # Resolved 50/50 on day 2 at 06:00, exactly on a grid time.
     gamma_market(106, closed=True, closed_time="2026-11-11T06:00:00Z", prices=("0.5", "0.5"), uma="resolved"),
+    # Three outcomes: validated as the parser does, and kept out.
+    {**gamma_market(107), "outcomes": '["A", "B", "C"]', "outcomePrices": '["0.2", "0.3", "0.5"]'},
 ]
 
 HISTORY = {
@@ -119,6 +121,8 @@ def test_a_window_imports_open_and_resolved_markets_with_no_look_ahead(engine, r
     assert [(d.day, d.status, d.markets, d.points, d.resolutions) for d in report.days] == [
         (DAY1, "imported", 3, EXPECTED_POINTS[DAY1], 1), (DAY2, "imported", 2, EXPECTED_POINTS[DAY2], 1)]
     assert report.totals() == {"days_imported": 2, "days_skipped": 0, "markets": 3, "points": 66, "resolutions": 2}
+    # Listed: 101, 102, 103, 106 and 107; Gamma's bounds leave out 104 (opens later) and 105 (volume).
+    assert (report.listed, dict(report.rejected)) == (5, {"not_binary": 1})
 
     alive = rows(engine, "101")
     assert len(alive) == 48
