@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections import Counter
 from decimal import Decimal
 
 from sqlalchemy import text
 
 from bench_prices import buyable_markets, scratch_database, seed_portfolios, simulated_market_data
 from prescient_pipeline.db.engine import get_engine
+from prescient_pipeline.domain.execution import OutcomeBook
 from prescient_pipeline.db.migrate import ensure_schema
 from prescient_pipeline.services.bulk import copy_rows
 from prescient_pipeline.services.execution import execute_portfolio
@@ -38,7 +40,8 @@ def seed_signals(engine, portfolio_ids: list[int], per_portfolio: int) -> int:
                 "portfolio_id": pid, "strategy_type": "momentum", "cycle_date": at.date(), "as_of": at,
                 "market_id": m["market_id"], "event_id": m["event_id"], "question": m["question"],
                 "token_id": m["yes_token_id"] if side == "YES" else m["no_token_id"], "side": side,
-                "amount": AMOUNT, "price_seen": m["yes_price"] if side == "YES" else m["no_price"],
+                # What a strategy sees: the ask (a fill walks from there up to its limit).
+                "amount": AMOUNT, "price_seen": OutcomeBook.from_state(side, m).best_ask,
                 "confidence": 0.7, "reason": "benchmark",
             })
     with engine.begin() as conn:
@@ -64,9 +67,12 @@ def main() -> None:
         total = time.perf_counter() - started
         executed = sum(r.executed for r in reports)
         rejected = sum(r.rejected for r in reports)
+        partial = sum(r.partial for r in reports)
+        reasons = Counter(k for r in reports for k, n in r.rejections.items() for _ in range(n))
         print(f"executed {executed:,} and rejected {rejected:,} of {signals:,} signals in {len(ids):,} portfolios: "
               f"{total:.2f} s ({total / len(ids) * 1000:.1f} ms per portfolio, "
               f"{total / max(signals, 1) * 1000:.2f} ms per signal); goal < 10 s: {'met' if total < 10 else 'MISSED'}")
+        print(f"partial fills: {partial:,}; rejections: {dict(reasons)}")
         with engine.connect() as conn:
             twice = conn.execute(text("SELECT count(*) FROM (SELECT signal_id FROM trades WHERE action = 'buy' "
                                       "GROUP BY signal_id HAVING count(*) > 1) d")).scalar_one()

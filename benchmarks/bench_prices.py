@@ -30,8 +30,8 @@ from prescient_pipeline.db import embedded
 from prescient_pipeline.db.engine import dispose_engines, get_engine
 from prescient_pipeline.db.migrate import ensure_schema
 from prescient_pipeline.db.urls import with_database
-from prescient_pipeline.domain.accounting import mark, open_position, to_price
-from prescient_pipeline.domain.fills import buy, buy_fill_price
+from prescient_pipeline.domain.accounting import mark, open_position
+from prescient_pipeline.domain.execution import ExecutionSettings, FillRejected, OutcomeBook
 from prescient_pipeline.polymarket.client import PolymarketClient
 from prescient_pipeline.polymarket.simulator import SimulatorServer, Universe
 from prescient_pipeline.services.bulk import copy_rows
@@ -80,7 +80,29 @@ def simulated_market_data(engine, events: int, seed: int = 7):
             refreshed = refresh_markets(engine, client)
             print(f"refresh: {refreshed.events:,} events, {refreshed.markets:,} markets "
                   f"in {time.perf_counter() - started:.1f} s")
+            ensure_depth(engine)
             yield sim, client
+
+
+# Ten levels a side, one tick apart, 25, 50, ... shares: where the refresh stored no levels, so
+# that fills and exit sales walk the book as they do on live data.
+_SYNTHETIC_DEPTH = """
+UPDATE markets SET
+    bids = (SELECT jsonb_agg(jsonb_build_array((best_bid - k * coalesce(tick_size, 0.01))::text, (25 + 25 * k)::text)
+                             ORDER BY k)
+            FROM generate_series(0, 9) k WHERE best_bid - k * coalesce(tick_size, 0.01) > 0),
+    asks = (SELECT jsonb_agg(jsonb_build_array((best_ask + k * coalesce(tick_size, 0.01))::text, (25 + 25 * k)::text)
+                             ORDER BY k)
+            FROM generate_series(0, 9) k WHERE best_ask + k * coalesce(tick_size, 0.01) < 1)
+WHERE bids IS NULL AND asks IS NULL AND best_bid IS NOT NULL AND best_ask IS NOT NULL
+"""
+
+
+def ensure_depth(engine) -> None:
+    with engine.begin() as conn:
+        synthesised = conn.execute(text(_SYNTHETIC_DEPTH)).rowcount
+        listed = conn.execute(text("SELECT count(*) FROM markets WHERE asks IS NOT NULL")).scalar()
+    print(f"depth: {listed:,} markets list book levels ({synthesised:,} synthesised for the benchmark)")
 
 
 def seed_portfolios(engine, count: int, strategy: str = "momentum", configs=None) -> list[int]:
@@ -100,8 +122,20 @@ def buyable_markets(engine) -> tuple[datetime, list[dict]]:
         at = market_clock(conn)
         markets = [dict(r._mapping) for r in conn.execute(text(
             "SELECT market_id, event_id, question, yes_token_id, no_token_id, yes_price, no_price, best_bid, "
-            "best_ask FROM markets WHERE NOT closed AND accepting_orders ORDER BY market_id"))]
-    return at, [m for m in markets if all(buy_fill_price(side, m, 50) for side in ("YES", "NO"))]
+            "best_ask, last_trade_price, bids, asks, tick_size, fees_enabled, fee_rate, fee_exponent "
+            "FROM markets WHERE NOT closed AND accepting_orders ORDER BY market_id"))]
+    return at, [m for m in markets if all(_fill(side, m) for side in ("YES", "NO"))]
+
+
+_SETTINGS = ExecutionSettings.from_config({"max_slippage_bps": None})
+
+
+def _fill(side: str, market: dict):
+    """A buy as execution fills it (depth where the market lists levels), or None."""
+    try:
+        return _SETTINGS.buy(side, market, AMOUNT)
+    except FillRejected:
+        return None
 
 
 def seed_positions(engine, portfolio_ids: list[int], per_portfolio: int) -> int:
@@ -112,14 +146,18 @@ def seed_positions(engine, portfolio_ids: list[int], per_portfolio: int) -> int:
         for j in range(per_portfolio):
             m = markets[(k * per_portfolio + j) % len(markets)]
             side = "YES" if (k + j) % 2 == 0 else "NO"
-            fill = buy(AMOUNT, buy_fill_price(side, m, 50))
-            mark_at = to_price(m["yes_price"] if side == "YES" else m["no_price"])
-            value, unrealized = mark(open_position(m["market_id"], side, fill), mark_at)
+            fill = _fill(side, m)
+            book = OutcomeBook.from_state(side, m)
+            mark_at = book.displayed_price
+            position = open_position(m["market_id"], side, fill)
+            value, unrealized = mark(position, mark_at)
             rows.append({
                 "portfolio_id": pid, "market_id": m["market_id"], "event_id": m["event_id"],
                 "token_id": m["yes_token_id"] if side == "YES" else m["no_token_id"], "side": side,
                 "shares": fill.shares, "avg_price": fill.price, "cost_basis": fill.cost, "entry_fee": fill.fee,
-                "current_price": mark_at, "market_value": value, "unrealized_pnl": unrealized, "status": "open",
+                "current_price": mark_at, "entry_mark": mark_at, "market_value": value, "unrealized_pnl": unrealized,
+                "liquidation_value": value if book.best_bid is None else round(position.shares * book.best_bid, 6),
+                "status": "open",
                 "opened_at": at, "last_marked_at": at,
             })
     with engine.begin() as conn:

@@ -4,8 +4,10 @@ It serves /events with Gamma's paging rules (limit capped, offset rejected with 
 order=id, end-date filters), /markets by id or as a listing (a missing `closed` means
 closed=false, as upstream; end_date_min/max, start_date_max and volume_num_min filters),
 POST /books, POST /midpoints, GET /prices-history and POST /batch-prices-history (every point
-of each token, whatever the window asked: the caller must not use what it did not ask for). It records every request, stamps the Date
-header from a settable clock, and follows a scriptable failure plan (statuses, Retry-After, stalls,
+of each token, whatever the window asked: the caller must not use what it did not ask for). It
+records every request, stamps the Date header from a settable clock (a set `now` is a simulated
+clock, announced with the simulator's header; `skew` plays a real server whose clock is off),
+and follows a scriptable failure plan (statuses, Retry-After, stalls,
 outages), so client tests run against real sockets instead of mocks.
 
     with ReplayServer(events=events_from_recorded_markets(path)) as server:
@@ -20,12 +22,14 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterable
 from urllib.parse import parse_qs, urlsplit
+
+from prescient_pipeline.polymarket.client import SIMULATOR_HEADER
 
 
 @dataclass
@@ -70,6 +74,7 @@ class ReplayServer:
         offset_cap: int = 10_000,
         limit_cap: int = 100,
         now: datetime | None = None,
+        skew: timedelta = timedelta(0),
         markets_hide_closed_by_default: bool = True,
         exclusive_end_date_bounds: bool = False,
         batch_price_history: bool = True,
@@ -81,7 +86,8 @@ class ReplayServer:
         self.price_history = dict(price_history or {})
         self.offset_cap = offset_cap
         self.limit_cap = limit_cap
-        self.now = now  # the Date header's time; None = the real clock
+        self.now = now  # the Date header's time, a simulated clock; None = the real clock + skew
+        self.skew = skew
         self.markets_hide_closed_by_default = markets_hide_closed_by_default
         # Gamma does not document whether end_date_min/max include the bound; both can be played.
         self.exclusive_end_date_bounds = exclusive_end_date_bounds
@@ -177,7 +183,7 @@ class ReplayServer:
             self.requests.clear()
 
     def current_time(self) -> datetime:
-        return self.now or datetime.now(timezone.utc)
+        return self.now or datetime.now(timezone.utc) + self.skew
 
     # --- answers ------------------------------------------------------------------------------
 
@@ -363,6 +369,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(reply.status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
+            if replay.now is not None:
+                self.send_header(SIMULATOR_HEADER, "1")
             for name, value in reply.headers.items():
                 self.send_header(name, value)
             self.end_headers()

@@ -37,20 +37,14 @@ def test_mark_after_a_fee_free_buy():
 
 
 def test_mark_after_a_buy_with_fee_counts_the_fee_in_cost_basis():
-    fill = buy(100, D("0.40"), D("0.02"))
+    fill = buy(D("101.2"), D("0.40"), D("0.02"))
     position = open_position("m1", "YES", fill)
-    assert (position.shares, position.cost_basis, position.entry_fee) == (
-        D("247.03557312"),
-        D("100"),
-        D("1.185771"),
-    )
+    # fee per share 0.02 * 0.4 * 0.6 = 0.0048: a share costs 0.4048, 101.2 / 0.4048 = 250 shares,
+    # fee 250 * 0.0048 = 1.2; the cost basis is all 101.2
+    assert (position.shares, position.cost_basis, position.entry_fee) == (D("250"), D("101.2"), D("1.2"))
     market_value, unrealized = mark(position, D("0.50"))
-    # 247.03557312 * 0.5 = 123.51778656 -> 123.517787; unrealized = 123.517787 - 100
-    assert market_value == D("123.517787")
-    assert unrealized == D("23.517787")
-    # Marked at the entry price, the position shows exactly the entry fee as a loss:
-    # 247.03557312 * 0.4 = 98.814229248 -> 98.814229; 98.814229 - 100 = -1.185771
-    assert mark(position, D("0.40")).unrealized_pnl == -fill.fee
+    # 250 * 0.5 = 125; unrealized = 125 - 101.2 = 23.8
+    assert (market_value, unrealized) == (D("125"), D("23.8"))
 
 
 def test_unknown_price_keeps_the_last_mark_then_the_entry_price():

@@ -102,17 +102,26 @@ def test_golden_fills_yes_at_ask_fallback_with_slippage_and_no_at_one_minus_bid(
     assert (report.executed, report.rejected, report.skipped) == (3, 0, 0)
 
     trades = {r.signal_id: r for r in rows(engine, "SELECT * FROM trades ORDER BY trade_id")}
-    # 1001 YES at the ask 0.50. Fee per share 0.04 * 0.5 * 0.5 = 0.01, so a share costs 0.51:
-    # shares = 100 / 0.51 = 196.078431372... rounded down to 196.07843137;
-    # fee = 100 - 196.07843137 * 0.5 = 1.960784315 -> 1.960784. Cash falls by the whole 100.
+    # 1001 YES at the ask 0.50 (a top of book, no depth). The portfolio's fee_rate 0.04 overrides
+    # the market's schedule: per share 0.04 * 0.5 * 0.5 = 0.01, so a share costs 0.51:
+    # 100 / 0.51 = 196.07843137 shares, notional 98.039216, fee 1.9607843 -> 1.9608 (4 dp):
+    # 100.000016 is past the amount, so shares are given back: 0.000016 / 0.51 -> 3138 quanta,
+    # 196.07839999 shares, notional 98.0391999995 -> 98.0392, fee 1.96078400 -> 1.9608:
+    # exactly 100.
     t = trades[a]
-    assert (t.action, t.side, t.price, t.shares) == ("buy", "YES", Decimal("0.5"), Decimal("196.07843137"))
+    assert (t.action, t.side, t.price, t.shares) == ("buy", "YES", Decimal("0.5"), Decimal("196.07839999"))
     assert (t.amount, t.fee, t.cash_delta, t.price_seen) == (
-        Decimal(100), Decimal("1.960784"), Decimal(-100), Decimal("0.5"))
-    # 1002 has no book: 0.395 + 50 bps = 0.40. Fee per share 0.04 * 0.4 * 0.6 = 0.0096, a share
-    # costs 0.4096, so 40.96 buys exactly 100 shares and the fee is 40.96 - 40 = 0.96.
+        Decimal(100), Decimal("1.9608"), Decimal(-100), Decimal("0.5"))
+    # mid (0.48 + 0.50) / 2 = 0.49: slippage 98.0392 - 196.07839999 * 0.49 (96.078416) = 1.960784
+    assert (t.evidence, t.mid_price, t.slippage, t.requested_amount) == (
+        "top_of_book", Decimal("0.49"), Decimal("1.960784"), Decimal(100))
+    assert t.levels == [["0.50000000", "196.07839999"]]
+    # 1002 has no book: 0.395 + the 50 bps half-spread = 0.40 (evidence history). Fee per share
+    # 0.04 * 0.4 * 0.6 = 0.0096, a share costs 0.4096, so 40.96 buys exactly 100 shares and the
+    # fee is 0.96.
     t = trades[b]
-    assert (t.price, t.shares, t.fee, t.cash_delta) == (Decimal("0.4"), Decimal(100), Decimal("0.96"), Decimal("-40.96"))
+    assert (t.price, t.shares, t.fee, t.cash_delta, t.evidence, t.mid_price) == (
+        Decimal("0.4"), Decimal(100), Decimal("0.96"), Decimal("-40.96"), "history", None)
     # 1003 NO at 1 - 0.75 = 0.25. Fee per share 0.04 * 0.25 * 0.75 = 0.0075, a share costs
     # 0.2575: 25.75 buys 100 shares, fee 0.75.
     t = trades[c]
@@ -122,20 +131,24 @@ def test_golden_fills_yes_at_ask_fallback_with_slippage_and_no_at_one_minus_bid(
 
     positions = {r.signal_id: r for r in rows(engine, "SELECT * FROM portfolio_positions")}
     p = positions[a]
-    # Cost basis is the whole amount paid, fee included. Marked at YES 0.49:
-    # 196.07843137 * 0.49 = 96.0784313713 -> 96.078431; unrealized 96.078431 - 100 = -3.921569.
+    # Cost basis is the whole amount paid, fee included. Marked at the displayed price, the mid
+    # 0.49, which is also its entry mark: 196.07839999 * 0.49 = 96.0784159951 -> 96.078416;
+    # unrealized 96.078416 - 100 = -3.921584. At the bid 0.48: 94.117632 (94.1176319952).
     assert (p.status, p.shares, p.avg_price, p.cost_basis, p.entry_fee) == (
-        "open", Decimal("196.07843137"), Decimal("0.5"), Decimal(100), Decimal("1.960784"))
-    assert (p.current_price, p.market_value, p.unrealized_pnl) == (Decimal("0.49"), Decimal("96.078431"), Decimal("-3.921569"))
-    # NO is marked at the NO outcome price 0.24: 100 * 0.24 = 24, unrealized 24 - 25.75 = -1.75.
+        "open", Decimal("196.07839999"), Decimal("0.5"), Decimal(100), Decimal("1.9608"))
+    assert (p.current_price, p.entry_mark, p.market_value, p.unrealized_pnl, p.liquidation_value) == (
+        Decimal("0.49"), Decimal("0.49"), Decimal("96.078416"), Decimal("-3.921584"), Decimal("94.117632"))
+    # NO is marked at 1 - the YES mid (0.75 + 0.77) / 2 = 0.24: 100 * 0.24 = 24, unrealized
+    # 24 - 25.75 = -1.75; at its bid 1 - 0.77 = 0.23: 23.
     p = positions[c]
-    assert (p.side, p.cost_basis, p.market_value, p.unrealized_pnl) == ("NO", Decimal("25.75"), Decimal(24), Decimal("-1.75"))
+    assert (p.side, p.cost_basis, p.market_value, p.unrealized_pnl, p.liquidation_value) == (
+        "NO", Decimal("25.75"), Decimal(24), Decimal("-1.75"), Decimal(23))
     assert positions[b].cost_basis == Decimal("40.96")
     assert {p.position_id for p in positions.values()} == {t.position_id for t in trades.values()}
 
-    # Cash 1000 - 100 - 40.96 - 25.75 = 833.29; fees 1.960784 + 0.96 + 0.75 = 3.670784.
+    # Cash 1000 - 100 - 40.96 - 25.75 = 833.29; fees 1.9608 + 0.96 + 0.75 = 3.6708.
     pf = svc.get_portfolio(engine, pid)
-    assert (pf["current_balance"], pf["total_fees"], pf["trade_count"]) == (Decimal("833.29"), Decimal("3.670784"), 3)
+    assert (pf["current_balance"], pf["total_fees"], pf["trade_count"]) == (Decimal("833.29"), Decimal("3.6708"), 3)
     assert pf["total_invested"] == Decimal("166.71")
 
     for sid in (a, b, c):

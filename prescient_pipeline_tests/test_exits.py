@@ -16,38 +16,42 @@ def position():
     return open_position("m1", "YES", buy(100, D("0.40"), 0), opened_at=OPENED)
 
 
-def test_stop_loss_at_the_threshold_then_sold_at_the_bid_with_fee():
+def test_stop_loss_compares_the_mark_with_the_entry_mark():
     later = OPENED + timedelta(hours=1)
-    # 250 * 0.35 = 87.5 -> -12.5%: hold
-    assert exit_decision(position(), D("0.35"), later, RULES) is None
-    # 250 * 0.34 = 85 -> (85 - 100) / 100 = -15% <= -15%: stop
-    decision = exit_decision(position(), D("0.34"), later, RULES)
-    assert (decision.reason, decision.market_value, decision.pnl_pct) == ("stop_loss", D("85"), D("-0.15"))
+    # Bought at the ask 0.40 while the displayed price was 0.38: the entry mark.
+    # 0.33 / 0.38 - 1 = -13.2%: hold.
+    assert exit_decision(position(), D("0.33"), later, RULES, entry_mark=D("0.38")) is None
+    # 0.323 / 0.38 - 1 = -15%: stop.
+    decision = exit_decision(position(), D("0.323"), later, RULES, entry_mark=D("0.38"))
+    assert (decision.reason, decision.mark, decision.move) == ("stop_loss", D("0.323"), D("-0.15"))
 
-    fill = sell(position().shares, decision.bid_price, D("0.02"))
-    # fee = 250 * 0.02 * 0.34 * 0.66 = 250 * 0.004488 = 1.122; proceeds = 85 - 1.122 = 83.878
-    assert (fill.fee, fill.proceeds) == (D("1.122"), D("83.878"))
-    assert close_position(position(), fill.proceeds) == D("-16.122")
+    fill = sell(position().shares, D("0.32"), D("0.02"))
+    # sold at the bid 0.32: fee = 250 * 0.02 * 0.32 * 0.68 = 1.088; proceeds = 80 - 1.088 = 78.912
+    assert (fill.fee, fill.proceeds) == (D("1.088"), D("78.912"))
+    assert close_position(position(), fill.proceeds) == D("-21.088")
+
+
+def test_a_buy_at_the_ask_in_an_unchanged_market_does_not_stop_out():
+    # The seed's rule judged the position at the bid against its cost: a buy at the ask 0.40
+    # with the bid at 0.30 was "down" (250 * 0.30 - 100) / 100 = -25% the moment it was made,
+    # a stop loss at 15% fired on the next price update from the spread alone. The market has
+    # not moved: the displayed price (mid 0.35) is still the entry mark.
+    five_minutes = OPENED + timedelta(minutes=5)
+    assert exit_decision(position(), D("0.35"), five_minutes, RULES, entry_mark=D("0.35")) is None
 
 
 def test_take_profit_at_the_threshold():
     later = OPENED + timedelta(hours=1)
-    # 250 * 0.479 = 119.75 -> +19.75%: hold
-    assert exit_decision(position(), D("0.479"), later, RULES) is None
-    # 250 * 0.48 = 120 -> +20%: take profit
-    decision = exit_decision(position(), D("0.48"), later, RULES)
-    assert (decision.reason, decision.pnl_pct) == ("take_profit", D("0.2"))
-    fill = sell(position().shares, decision.bid_price, D("0.02"))
-    # fee = 250 * 0.02 * 0.48 * 0.52 = 1.248; proceeds = 120 - 1.248 = 118.752; realized 18.752
-    assert close_position(position(), fill.proceeds) == D("18.752")
+    # entry mark 0.40: 0.479 / 0.40 - 1 = +19.75%: hold; 0.48 / 0.40 - 1 = +20%: take profit
+    assert exit_decision(position(), D("0.479"), later, RULES, entry_mark=D("0.40")) is None
+    decision = exit_decision(position(), D("0.48"), later, RULES, entry_mark=D("0.40"))
+    assert (decision.reason, decision.move) == ("take_profit", D("0.2"))
 
 
-def test_the_entry_fee_counts_against_the_position():
-    with_fee = open_position("m1", "YES", buy(100, D("0.40"), D("0.02")), opened_at=OPENED)
-    # 247.03557312 * 0.48 = 118.5770750976 -> 118.577075: +18.58%, short of 20%
-    assert exit_decision(with_fee, D("0.48"), OPENED, RULES) is None
-    # 247.03557312 * 0.486 = 120.0592885363 -> 120.059289: +20.06%
-    assert exit_decision(with_fee, D("0.486"), OPENED, RULES).reason == "take_profit"
+def test_without_an_entry_mark_the_average_fill_price_stands_in():
+    # Positions opened before entry marks were kept: avg price 0.40; 0.34 / 0.40 - 1 = -15%.
+    assert exit_decision(position(), D("0.34"), OPENED, RULES).reason == "stop_loss"
+    assert exit_decision(position(), D("0.341"), OPENED, RULES) is None
 
 
 def test_max_holding_time():
@@ -60,7 +64,7 @@ def test_stop_loss_wins_over_holding_time():
     assert exit_decision(position(), D("0.10"), OPENED + timedelta(days=9), RULES).reason == "stop_loss"
 
 
-def test_no_bid_no_exit():
+def test_no_mark_no_exit():
     assert exit_decision(position(), None, OPENED + timedelta(days=9), RULES) is None
 
 

@@ -210,8 +210,10 @@ def test_unpriced_market_is_skipped_and_reported_while_the_rest_is_updated(engin
     assert (ghost.status, ghost.current_price, ghost.market_value, ghost.last_marked_at) == (
         "open", before.current_price, before.market_value, T0), "kept at its last mark"
     pf = svc.get_portfolio(engine, pid)
-    # Cash 900 + 60 + 50 (the last mark): 1010; unrealized 10.
-    assert (pf["current_balance"], pf["unrealized_pnl"], pf["last_price_update"]) == (Decimal(900), Decimal(10), T1)
+    # Cash 900 + 60 + 49.50 (its last mark: the mid 0.495 of the 0.49/0.50 book at entry):
+    # 1009.50; unrealized 10 - 0.50 = 9.50.
+    assert before.current_price == Decimal("0.495")
+    assert (pf["current_balance"], pf["unrealized_pnl"], pf["last_price_update"]) == (Decimal(900), Decimal("9.5"), T1)
     assert unbalanced_portfolios(engine) == []
 
 

@@ -48,9 +48,10 @@ def test_a_fifty_fifty_resolution_refunds_half_a_dollar_a_share():
 
 
 def test_no_side_payouts_and_settlement_carries_no_fee():
-    no = open_position("m1", "NO", buy(100, D("0.40"), D("0.02")))
-    # 247.03557312 shares * $1 = 247.035573 (no fee); realized = 247.035573 - 100
-    assert settle_position(no, settlement_for(closed("0", "1"))) == (D("247.035573"), D("147.035573"))
+    no = open_position("m1", "NO", buy(D("101.2"), D("0.40"), D("0.02")))
+    # a share costs 0.40 + 0.02 * 0.4 * 0.6 = 0.4048: 250 shares for 101.2;
+    # 250 * $1 = 250 (no fee on settlement); realized = 250 - 101.2 = 148.8
+    assert settle_position(no, settlement_for(closed("0", "1"))) == (D("250"), D("148.8"))
     assert payout_per_share(settlement_for(closed("1", "0")), "NO") == 0
     with pytest.raises(ValueError):
         payout_per_share(settlement_for(closed("1", "0")), "MAYBE")

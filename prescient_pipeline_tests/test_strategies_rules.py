@@ -190,6 +190,46 @@ def test_fees_count_against_the_edge():
     assert run("arbitrage", rows, fee_rate=0.05).empty
 
 
+def test_each_markets_own_fee_schedule_counts_against_the_edge():
+    rows = neg_risk_event("E", [0.32, 0.32, 0.34])  # 0.98 before fees
+    for row in rows:
+        row.update(fees_enabled=True, fee_rate=0.05, fee_exponent=1.0)
+    # 0.05 * 0.32 * 0.68 = 0.01088 twice + 0.05 * 0.34 * 0.66 = 0.01122: 1.01298 > 0.99
+    assert run("arbitrage", rows).empty
+    # Exponent 2 at 0.25: 0.25 * (0.2176 ** 2) = 0.01183744 twice + 0.25 * 0.2244 ** 2 = 0.01258884:
+    # 1.01626372 > 0.99
+    for row in rows:
+        row.update(fee_rate=0.25, fee_exponent=2.0)
+    assert run("arbitrage", rows).empty
+    for row in rows:
+        row.update(fees_enabled=False)  # a fee-free market charges nothing whatever rate it lists
+    assert len(run("arbitrage", rows)) == 3
+    assert len(run("arbitrage", rows, fee_rate=0.0)) == 3  # the portfolio's override wins
+    assert run("arbitrage", rows, fee_rate=0.05).empty
+
+
+def test_augmented_neg_risk_events_are_never_a_complete_basket():
+    # Listed YES asks sum to 0.95: an edge only if the list were every outcome. In an augmented
+    # event the placeholders and "Other" make it no full set.
+    flagged = neg_risk_event("A", [0.30, 0.30, 0.35], neg_risk_augmented=True)
+    assert run("arbitrage", flagged).empty
+    named = neg_risk_event("B", [0.30, 0.30, 0.35])
+    for row, title in zip(named, ["Alice", "Bob", "Other"]):
+        row["group_item_title"] = title
+    assert run("arbitrage", named).empty
+    placeholder = neg_risk_event("C", [0.30, 0.30, 0.35])
+    placeholder[2]["question"] = "Will Person C win the election?"
+    assert run("arbitrage", placeholder).empty
+    # The same prices with named outcomes only are a basket.
+    plain = neg_risk_event("D", [0.30, 0.30, 0.35])
+    for row, title in zip(plain, ["Alice", "Bob", "Carol"]):
+        row["group_item_title"] = title
+    assert len(run("arbitrage", plain)) == 3
+    # A placeholder market is not traded as a binary pair either.
+    other = market("O", yes_price=0.50, best_bid=0.55, best_ask=0.47, group_item_title="Other")
+    assert run("arbitrage", [other], slippage_bps=0).empty
+
+
 def test_max_signals_keeps_whole_baskets():
     rows = neg_risk_event("A", [0.30, 0.30, 0.35]) + neg_risk_event("B", [0.30, 0.30, 0.30])
     signals = run("arbitrage", rows, max_signals_per_cycle=1)

@@ -16,7 +16,7 @@ from ..services.portfolios import get_portfolio, parse_portfolio_id
 from ..errors import InputError
 from . import Output
 
-REPORT_COLUMNS = ["portfolio_id", "name", "strategy_type", "cash", "positions_value", "total_value",
+REPORT_COLUMNS = ["portfolio_id", "name", "strategy_type", "cash", "positions_value", "total_value", "liquidation_value",
                   "realized_pnl", "unrealized_pnl", "fees", "open_positions", "trades", "win_rate",
                   "sharpe", "max_drawdown"]
 
@@ -119,7 +119,7 @@ def _trades(args) -> Output:
         raise InputError("--limit must be positive")
     rows = reports.recent_trades(engine, _portfolio_filter(engine, args.portfolio), limit)
     cols = ["trade_id", "portfolio_id", "executed_at", "action", "market_id", "side", "shares", "price",
-            "amount", "fee", "realized_pnl", "reason"]
+            "amount", "fee", "realized_pnl", "reason", "evidence"]
     text = tabulate([[r[c] for c in cols] for r in rows], headers=cols) if rows else "no trades"
     return Output({"trades": rows}, text)
 

@@ -125,8 +125,11 @@ def _show(args) -> Output:
     row = svc.get_portfolio(engine, args.portfolio_id)
     with engine.connect() as conn:
         positions = open_position_rows(conn, row["portfolio_id"])
-    cols = ["market_id", "side", "shares", "avg_price", "cost_basis", "current_price", "market_value", "unrealized_pnl"]
-    text = _one(row, f"portfolio {row['portfolio_id']}: {row['name']}").text
+    # Marks are the displayed price; liquidation value is what the bids would pay now.
+    cols = ["market_id", "side", "shares", "avg_price", "cost_basis", "entry_mark", "current_price", "market_value",
+            "liquidation_value", "unrealized_pnl"]
+    shown = {k: row[k] for k in LIST_COLUMNS + ["liquidation_value"] if k in row}
+    text = f"portfolio {row['portfolio_id']}: {row['name']}\n" + tabulate(shown.items(), tablefmt="plain")
     effective = _effective_config(row)
     text += "\n\n" + _config_text(row, effective)
     text += "\n\nopen positions\n" + (

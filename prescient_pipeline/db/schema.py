@@ -68,6 +68,8 @@ events = Table(
     Column("archived", Boolean),
     Column("neg_risk", Boolean, nullable=False, server_default=text("false")),
     Column("neg_risk_market_id", Text),
+    # Augmented negRisk (placeholders and an "Other"): the named legs are never a complete basket.
+    Column("neg_risk_augmented", Boolean, nullable=False, server_default=text("false")),
     Column("start_date", TS),
     Column("end_date", TS),
     Column("liquidity", MONEY),
@@ -124,6 +126,8 @@ markets = Table(
     # Top of the YES book, best level first, up to 20 a side: [[price, size], ...].
     Column("bids", JSONB),
     Column("asks", JSONB),
+    # An "Other" or placeholder outcome of an augmented negRisk event: never traded.
+    Column("neg_risk_other", Boolean, nullable=False, server_default=text("false")),
     Column("first_seen_at", TS, nullable=False, server_default=text("now()")),
     Column("updated_at", TS, nullable=False, server_default=text("now()")),
     postgresql_with=UPDATED_IN_PLACE,

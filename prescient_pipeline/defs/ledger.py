@@ -76,7 +76,8 @@ class ExecuteSignals(dg.Config):
     cycle_date: Optional[str] = None  # YYYY-MM-DD; unset executes every pending signal
 
 
-@dg.op(description="Fill the pending signals of one or more portfolios: risk checks, fills, ledger rows.")
+@dg.op(description="Fill the pending signals of one or more portfolios: risk checks, fills that walk the book, "
+       "ledger rows.")
 def execute_signals(context: dg.OpExecutionContext, config: ExecuteSignals, database: Database):
     day = date.fromisoformat(config.cycle_date) if config.cycle_date else None
     ids = sorted(set(config.portfolio_ids) | ({config.portfolio_id} if config.portfolio_id is not None else set()))
@@ -88,7 +89,7 @@ def execute_signals(context: dg.OpExecutionContext, config: ExecuteSignals, data
                          f"{report.skipped} already handled")
         rows.append({"portfolio_id": portfolio_id, "executed": report.executed, "rejected": report.rejected,
                      "skipped": report.skipped, "spent": float(report.spent), "fees": float(report.fees),
-                     "rejections": report.rejections})
+                     "partial_fills": report.partial, "rejections": report.rejections})
     context.add_output_metadata({
         "portfolios": dg.MetadataValue.int(len(rows)),
         "executed": dg.MetadataValue.int(sum(r["executed"] for r in rows)),
@@ -96,6 +97,7 @@ def execute_signals(context: dg.OpExecutionContext, config: ExecuteSignals, data
         "skipped": dg.MetadataValue.int(sum(r["skipped"] for r in rows)),
         "spent": dg.MetadataValue.float(sum(r["spent"] for r in rows)),
         "fees": dg.MetadataValue.float(sum(r["fees"] for r in rows)),
+        "partial_fills": dg.MetadataValue.int(sum(r["partial_fills"] for r in rows)),
         "per_portfolio": _table([{k: v for k, v in r.items() if k != "rejections"} for r in rows]),
         "rejections": dg.MetadataValue.json({str(r["portfolio_id"]): r["rejections"] for r in rows if r["rejections"]}),
     })

@@ -1,10 +1,12 @@
 """Exit rules checked on every price update: stop loss, take profit, maximum holding time.
 
-P&L is judged at the price the position could be sold at now (the bid of its side) against
-its cost basis (entry fee included): `pnl_pct = (shares * bid - cost_basis) / cost_basis`.
-The exit fee is not deducted for the decision; the sale itself pays it (`fills.sell`).
+The market's move is judged, not the spread: the position's mark now (the displayed price)
+against its mark at entry (the displayed price when it was bought),
+`move = mark / entry_mark - 1`. A buy at the ask in an unchanged market has moved 0, however
+wide the spread it crossed. Positions without an entry mark (opened before it was kept) use
+their average fill price. The sale itself walks the bids and pays the exit fee.
 Percentages are fractions (0.15 = 15%). A missing (None) threshold turns its rule off. With no
-bid there is nothing to sell into, so no rule fires, not even the holding-time one.
+bid there is nothing to sell into, so the caller fires no rule, not even the holding-time one.
 Rules are checked in the order stop loss, take profit, holding time, so when several apply
 the reason is the protective one.
 """
@@ -16,7 +18,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Mapping
 
-from prescient_pipeline.domain.accounting import PositionState, to_money, to_price
+from prescient_pipeline.domain.accounting import PositionState, to_price
 
 STOP_LOSS = "stop_loss"
 TAKE_PROFIT = "take_profit"
@@ -56,34 +58,32 @@ class ExitRules:
 @dataclass(frozen=True)
 class ExitDecision:
     reason: str  # stop_loss | take_profit | max_holding_time (the position's close_reason)
-    bid_price: Decimal
-    market_value: Decimal  # shares * bid, before the exit fee
-    pnl_pct: Decimal | None
+    mark: Decimal  # the displayed price the decision was taken at
+    move: Decimal | None  # mark / entry mark - 1
 
 
 def exit_decision(
     position: PositionState,
-    bid_price: Any,
+    mark: Any,
     now: datetime,
     config: ExitRules | Mapping[str, Any],
+    entry_mark: Any = None,
 ) -> ExitDecision | None:
-    """Whether to sell `position` now at `bid_price`, and why; None to keep holding."""
+    """Whether to sell `position` now, its mark being `mark`, and why; None to keep holding."""
     rules = config if isinstance(config, ExitRules) else ExitRules.from_config(config)
-    if bid_price is None:
+    if mark is None:
         return None
-    bid = to_price(bid_price)
-    market_value = to_money(position.shares * bid)
-    pnl_pct = (
-        (market_value - position.cost_basis) / position.cost_basis if position.cost_basis > 0 else None
-    )
+    mark = to_price(mark)
+    entry = to_price(entry_mark) if entry_mark is not None else position.avg_price
+    move = mark / entry - 1 if entry > 0 else None
 
     def decide(reason: str) -> ExitDecision:
-        return ExitDecision(reason, bid, market_value, pnl_pct)
+        return ExitDecision(reason, mark, move)
 
-    if pnl_pct is not None:
-        if rules.stop_loss_percentage is not None and pnl_pct <= -_fraction(rules.stop_loss_percentage):
+    if move is not None:
+        if rules.stop_loss_percentage is not None and move <= -_fraction(rules.stop_loss_percentage):
             return decide(STOP_LOSS)
-        if rules.take_profit_percentage is not None and pnl_pct >= _fraction(rules.take_profit_percentage):
+        if rules.take_profit_percentage is not None and move >= _fraction(rules.take_profit_percentage):
             return decide(TAKE_PROFIT)
     if rules.max_holding_hours is not None and position.opened_at is not None:
         if now - position.opened_at >= timedelta(hours=float(rules.max_holding_hours)):

@@ -34,6 +34,10 @@ MARKET_COLUMNS: dict[str, str] = {
     "closed": "flag",
     "accepting_orders": "optional_flag",
     "neg_risk": "flag",
+    # Augmented negRisk: the event lists placeholder and "Other" outcomes beside its named ones, so
+    # its named legs never make a complete basket; `neg_risk_other` marks those outcomes themselves.
+    "neg_risk_augmented": "flag",
+    "neg_risk_other": "flag",
     "yes_token_id": "text",
     "no_token_id": "text",
     "event_liquidity": "number",
@@ -41,6 +45,13 @@ MARKET_COLUMNS: dict[str, str] = {
     "event_volume_24hr": "number",
     "event_end_date": "timestamp",
     "event_market_count": "count",
+    # Optional (a reader may leave them out: unknown for every market; the negRisk flags above
+    # are optional too, and then false).
+    "group_item_title": "optional_text",
+    # The market's fee regime as of the frame's time (see domain.execution.fees).
+    "fees_enabled": "optional_flag",
+    "fee_rate": "number",
+    "fee_exponent": "number",
 }
 
 DERIVED_COLUMNS = (
@@ -53,7 +64,8 @@ DERIVED_COLUMNS = (
 )
 
 # A reader may leave these out; they are then unknown for every market.
-_OPTIONAL_COLUMNS = ("accepting_orders",)
+_OPTIONAL_COLUMNS = ("accepting_orders", "group_item_title", "neg_risk_augmented", "neg_risk_other",
+                     "fees_enabled", "fee_rate", "fee_exponent")
 
 _DAY = pd.Timedelta(days=1)
 

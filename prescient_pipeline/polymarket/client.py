@@ -3,8 +3,15 @@ price history).
 
 Retries are urllib3's `Retry`, mounted on a requests Session: 429/5xx answers, connection errors
 and read timeouts are retried with exponential backoff plus jitter, honouring Retry-After; any
-other 4xx fails at once. Every request first takes a slot from its API's rate limiter. Payloads
-are returned raw (nested markets untouched); decoding them is the parser's job.
+other 4xx fails at once. Every request first takes a slot from its API's rate limiter. Gamma
+payloads are returned raw (nested markets untouched); decoding them is the parser's job. CLOB
+answers are decoded here and checked value by value (see `validation`): a book with one bad level
+is dropped whole, so its market keeps its last real mark; what was dropped is counted in
+`rejected` and logged.
+
+Observation time is the server's Date header while it is within MAX_CLOCK_SKEW of the local clock
+(or the answer comes from the simulator, whose clock is simulated); otherwise the local clock wins,
+and the skew is logged and counted in `skewed_responses`.
 """
 
 from __future__ import annotations
@@ -14,8 +21,8 @@ import logging
 import math
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass
+from collections import Counter, deque
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, Callable, Iterator, Sequence
@@ -25,6 +32,10 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError
 from urllib3.util import Retry
+
+from . import validation
+from .parser import book_rules
+from .validation import InvalidValue
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +61,12 @@ SLICE_END = datetime(2100, 1, 1, tzinfo=timezone.utc)
 BOUND_PADDING = timedelta(seconds=1)
 
 SNIPPET_CHARS = 200
+
+# How far a server's Date may be from the local clock and still date an observation. One dated
+# ahead would make every later, correct observation look older, and so be ignored.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+# Sent by the offline simulator (never by Polymarket): its Date is a simulated clock, used as is.
+SIMULATOR_HEADER = "X-Prescient-Simulator"
 
 # Markets listed for a history window. Gamma has no closed-time filter, so closed markets are
 # asked by end date: a market that closed in the window ends after its start, or ended shortly
@@ -82,6 +99,10 @@ class EventsFetch:
     observed_at: datetime
 
 
+# Book levels kept per side: enough for any paper order, small enough to store every observation.
+BOOK_DEPTH = 20
+
+
 @dataclass
 class MarketsFetch:
     """Gamma markets (each with its parent event as `events[0]`), deduplicated by id and by
@@ -95,12 +116,18 @@ class MarketsFetch:
 
 @dataclass
 class Book:
-    """Top of one token's order book; None when that side is empty."""
+    """One token's order book: the top of each side (None when that side is empty), the top
+    BOOK_DEPTH levels of each side as (price, size), best first, and the market's rules."""
 
     best_bid: float | None
     best_ask: float | None
     bid_size: float | None
     ask_size: float | None
+    bids: list[tuple[float, float]] = field(default_factory=list)  # highest price first
+    asks: list[tuple[float, float]] = field(default_factory=list)  # lowest price first
+    tick_size: float | None = None
+    min_order_size: float | None = None
+    last_trade_price: float | None = None
 
 
 class RateLimiter:
@@ -161,6 +188,11 @@ class PolymarketClient:
         self.offset_cap = offset_cap
         self.page_size = page_size
         self.observed_at: datetime | None = None
+        # What this client kept out of CLOB answers, by reason (book_invalid_price, ...).
+        self.rejected: Counter = Counter()
+        # Answers whose Date was further than MAX_CLOCK_SKEW from the local clock, and the last skew.
+        self.skewed_responses = 0
+        self.clock_skew: timedelta | None = None
         budgets = {**DEFAULT_REQUESTS_PER_10S, **(requests_per_10s or {})}
         # One budget per API: each is its own host in production (a local simulator may serve both).
         self._limiters = {api: RateLimiter(budgets[api], 10.0) for api in self.base_urls}
@@ -411,21 +443,64 @@ class PolymarketClient:
             yield payload
 
     def fetch_books(self, token_ids: Sequence[str], chunk_size: int = 500) -> dict[str, Book]:
+        """Top of book per token. A token whose book holds any bad level is left out (counted in
+        `rejected` as book_<reason>), exactly as if it had no book."""
         books: dict[str, Book] = {}
+        unusable: dict[str, InvalidValue] = {}
         for payload in self._post_token_batches("/books", token_ids, chunk_size, list, "a JSON array of books"):
             for raw in payload:
-                if isinstance(raw, dict) and raw.get("asset_id") is not None:
-                    books[str(raw["asset_id"])] = _top_of_book(raw)
+                if not isinstance(raw, dict) or raw.get("asset_id") is None:
+                    self.rejected["book_not_a_book"] += 1
+                    continue
+                token = str(raw["asset_id"])
+                try:
+                    books[token] = _top_of_book(raw)
+                except InvalidValue as exc:
+                    unusable[token] = exc
+        for token in unusable:
+            books.pop(token, None)  # a token answered twice, once with a bad level, is unusable too
+        self._count_unusable("book", unusable)
         return books
 
+    def fetch_market_info(self, condition_id: str) -> dict | None:
+        """CLOB market info (`GET /clob-markets/{condition_id}`): minimum order size `mos`, tick
+        `mts` and fee details `fd` {r, e, to}; None for a market the CLOB does not know."""
+        try:
+            payload = self._request("clob", "GET", f"/clob-markets/{condition_id}")
+        except PolymarketError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        if not isinstance(payload, dict):
+            raise _shape_error("clob", "GET", "/clob-markets/{condition_id}", "a JSON object", payload)
+        return payload
+
     def fetch_midpoints(self, token_ids: Sequence[str], chunk_size: int = 500) -> dict[str, float]:
+        """Midpoint per token; one that is not a price in [0, 1] is left out and counted."""
         mids: dict[str, float] = {}
+        unusable: dict[str, InvalidValue] = {}
         for payload in self._post_token_batches("/midpoints", token_ids, chunk_size, dict, "a JSON object"):
             for token_id, mid in payload.items():
-                value = _to_float(mid)
+                try:
+                    value = validation.price(mid, "mid")
+                except InvalidValue as exc:
+                    unusable[str(token_id)] = exc
+                    continue
                 if value is not None:
                     mids[str(token_id)] = value
+        self._count_unusable("midpoint", unusable)
         return mids
+
+    def _count_unusable(self, what: str, unusable: dict[str, InvalidValue]) -> None:
+        if not unusable:
+            return
+        reasons = Counter(exc.reason for exc in unusable.values())
+        for reason, count in reasons.items():
+            self.rejected[f"{what}_{reason}"] += count
+        key, first = next(iter(unusable.items()))
+        shown = what.replace("_", " ")
+        log.warning("left out %d CLOB %ss with bad values (%s); e.g. the %s of %s: %s", len(unusable), shown,
+                    ", ".join(f"{r} {n}" for r, n in sorted(reasons.items())), shown, key, first)
 
     def fetch_price_history(
         self,
@@ -453,13 +528,24 @@ class PolymarketClient:
         if not isinstance(history, list):
             expected = 'an object with a "history" array'
             raise _shape_error("clob", "GET", "/prices-history", expected, payload)
+        return self._history_points(token_id, history)
+
+    def _history_points(self, token_id: str, history: list) -> list[tuple[int, float]]:
+        """The readable points of one token's history, oldest first; bad ones counted, left out."""
         points = []
+        unusable: dict[str, InvalidValue] = {}
         for point in history:
             if not isinstance(point, dict):
                 continue
-            t, p = _to_float(point.get("t")), _to_float(point.get("p"))
-            if t is not None and p is not None:
+            t = _to_float(point.get("t"))
+            try:
+                p = validation.price(point.get("p"), "p")
+            except InvalidValue as exc:  # a point, not the series: the others are observations too
+                unusable[f"{token_id} at t={point.get('t')}"] = exc
+                continue
+            if t is not None and math.isfinite(t) and p is not None:
                 points.append((int(t), p))
+        self._count_unusable("history_point", unusable)
         return sorted(points)
 
     def fetch_price_histories(
@@ -475,7 +561,7 @@ class PolymarketClient:
 
         POST /batch-prices-history, one request per chunk of tokens; a server without it (404 or
         405) gets one GET /prices-history per token from then on. A token the answer leaves out
-        has no points. Points with an unreadable time or a price outside [0, 1] are dropped.
+        has no points. Points are validated as fetch_price_history's are.
         """
         tokens = list(dict.fromkeys(str(t) for t in token_ids))
         histories: dict[str, list[tuple[int, float]]] = {}
@@ -495,12 +581,12 @@ class PolymarketClient:
                     expected = 'an object with a "history" object of token ids'
                     raise _shape_error("clob", "POST", "/batch-prices-history", expected, payload)
                 for token in chunk:
-                    histories[token] = _history_points(history.get(token))
+                    points = history.get(token)
+                    histories[token] = self._history_points(token, points if isinstance(points, list) else [])
         for token in tokens:
             if token not in histories:
-                points = self.fetch_price_history(token, start_ts=int(start_ts), end_ts=int(end_ts),
-                                                  fidelity=int(fidelity))
-                histories[token] = [(t, p) for t, p in points if 0.0 <= p <= 1.0]
+                histories[token] = self.fetch_price_history(token, start_ts=int(start_ts), end_ts=int(end_ts),
+                                                            fidelity=int(fidelity))
         return histories
 
     # --- reachability ------------------------------------------------------------------------
@@ -542,7 +628,7 @@ class PolymarketClient:
         except requests.RequestException as exc:
             reason = _network_reason(exc, self.retries)
             raise PolymarketError(f"{what} failed: {reason}", url=url) from exc
-        self.observed_at = _date_header(response) or datetime.now(timezone.utc)
+        self.observed_at = self._observation_time(response)
         status = response.status_code
         text = _snippet(response.text) or "(empty body)"
         if not response.ok:
@@ -560,6 +646,29 @@ class PolymarketClient:
                 status=status,
                 url=url,
             ) from None
+
+    def _observation_time(self, response: requests.Response) -> datetime:
+        """The server's Date, unless it is missing or further than MAX_CLOCK_SKEW from the local
+        clock (then the local clock, with a warning); the simulator's Date is always used."""
+        # Whole seconds, as a Date has: the two clocks then compare without a spurious fraction.
+        local = datetime.now(timezone.utc).replace(microsecond=0)
+        server = _date_header(response)
+        if server is None:
+            return local
+        if response.headers.get(SIMULATOR_HEADER) == "1":
+            return server
+        skew = server - local
+        if abs(skew) <= MAX_CLOCK_SKEW:
+            return server
+        self.skewed_responses += 1
+        self.clock_skew = skew
+        if self.skewed_responses == 1:  # once per client: a whole refresh would repeat it per page
+            log.warning(
+                "%s answered with Date %s, %s the local clock (more than %s off): observations "
+                "are dated by the local clock instead", response.url.split("?")[0], _iso(server),
+                _signed(skew), MAX_CLOCK_SKEW,
+            )
+        return local
 
 
 class _EventsFound:
@@ -593,18 +702,6 @@ class _ListingFound:
             self.conditions.add(condition)
 
 
-def _history_points(history) -> list[tuple[int, float]]:
-    """Readable {t, p} points of one token, prices in [0, 1], oldest first."""
-    points = []
-    for point in history if isinstance(history, list) else ():
-        if not isinstance(point, dict):
-            continue
-        t, p = _to_float(point.get("t")), _to_float(point.get("p"))
-        if t is not None and p is not None and math.isfinite(t) and 0.0 <= p <= 1.0:
-            points.append((int(t), p))
-    return sorted(points)
-
-
 def _split_window(
     start: datetime, end: datetime, end_dates: list[datetime]
 ) -> list[tuple[datetime, datetime]]:
@@ -618,21 +715,45 @@ def _split_window(
 
 
 def _top_of_book(raw: dict) -> Book:
+    """Raises InvalidValue when any level of either side is bad (see `book_levels`)."""
     # Best bid is the highest bid and best ask the lowest ask, whatever order the levels come in
     # (the CLOB sends bids ascending and asks descending, best last; other sources differ).
-    bids = _levels(raw.get("bids"))
-    asks = _levels(raw.get("asks"))
+    bids = book_levels(raw.get("bids"), "bids")
+    asks = book_levels(raw.get("asks"), "asks")
     bid_price, bid_size = max(bids, key=lambda level: level[0]) if bids else (None, None)
     ask_price, ask_size = min(asks, key=lambda level: level[0]) if asks else (None, None)
-    return Book(best_bid=bid_price, best_ask=ask_price, bid_size=bid_size, ask_size=ask_size)
+    return Book(best_bid=bid_price, best_ask=ask_price, bid_size=bid_size, ask_size=ask_size,
+                bids=_depth(bids, best_first_descending=True), asks=_depth(asks, best_first_descending=False),
+                **book_rules(raw), last_trade_price=_to_float(raw.get("last_trade_price")))
 
 
-def _levels(raw_levels) -> list[tuple[float, float | None]]:
+def _depth(levels: list[tuple[float, float | None]], *, best_first_descending: bool) -> list[tuple[float, float]]:
+    """The BOOK_DEPTH best levels that can be walked (a size above 0), best first."""
+    sized = [(price, size) for price, size in levels if size is not None and size > 0]
+    sized.sort(key=lambda level: level[0], reverse=best_first_descending)
+    return sized[:BOOK_DEPTH]
+
+
+def book_levels(raw_levels, side: str) -> list[tuple[float, float]]:
+    """(price, size) of every level of one side, in the order sent; a missing side is empty.
+
+    Raises InvalidValue (reason invalid_price, invalid_size or invalid_level) unless the side is
+    a list of {"price", "size"} objects with a price in [0, 1] and a size >= 0: one bad level
+    means the book cannot be trusted at all, whichever level it is.
+    """
+    if raw_levels is None:
+        return []
+    if not isinstance(raw_levels, list):
+        raise InvalidValue("level", side, raw_levels)
     levels = []
-    for level in raw_levels or []:
-        price = _to_float(level.get("price")) if isinstance(level, dict) else None
-        if price is not None:
-            levels.append((price, _to_float(level.get("size"))))
+    for level in raw_levels:
+        if not isinstance(level, dict):
+            raise InvalidValue("level", side, level)
+        price = validation.price(level.get("price"), f"{side} price")
+        size = validation.size(level.get("size"), f"{side} size")
+        if price is None or size is None:
+            raise InvalidValue("level", side, level)
+        levels.append((price, size))
     return levels
 
 
@@ -659,6 +780,11 @@ def _parse_time(text) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _signed(delta: timedelta) -> str:
+    seconds = delta.total_seconds()
+    return f"{abs(seconds):.0f} s {'ahead of' if seconds > 0 else 'behind'}"
 
 
 def _iso(moment: datetime) -> str:

@@ -5,6 +5,10 @@ Gamma's wire format is loose: list fields arrive as JSON inside strings (or as r
 Missing means unknown here, so it becomes None, never 0 or False. A market that cannot be traded
 as a two-sided binary is kept out and counted under a reason, never raised on.
 
+Missing is not the same as wrong: a price, size or flag that is present but unreadable or out of
+range (see `validation`) makes its market unusable, counted under invalid_price, invalid_size or
+invalid_flag, and an event with such a value takes its markets with it (invalid_event).
+
 Row keys are exactly the table columns, except the ones the database fills (first_seen_at,
 updated_at). Index 0 of a market's outcomes is its YES side, whatever the labels say.
 """
@@ -19,7 +23,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 
-__all__ = ["ParseResult", "decode_json_list", "parse_events", "parse_markets", "parse_timestamp"]
+from . import validation
+from .validation import InvalidValue
+
+__all__ = [
+    "ParseResult", "book_rules", "clob_fee_parameters", "decode_json_list", "gamma_fee_parameters",
+    "invalid_event_value", "invalid_market_value", "is_neg_risk_other", "market_rules", "parse_events",
+    "parse_markets", "parse_timestamp", "protocol_version",
+]
 
 # Rejection reasons: each market kept out is counted under exactly one of these.
 NOT_A_DICT = "not_a_dict"
@@ -30,10 +41,17 @@ MISSING_PRICES = "missing_prices"
 MISSING_TOKEN_IDS = "missing_token_ids"
 MISMATCHED_LENGTHS = "mismatched_lengths"
 INVALID_TOKEN_IDS = "invalid_token_ids"
-INVALID_PRICE = "invalid_price"
-# These count events (not markets): an event that cannot be keyed is dropped with its markets.
+INVALID_PRICE = "invalid_price"  # validation.PRICE's reason too
+INVALID_SIZE = "invalid_size"
+INVALID_FLAG = "invalid_flag"
+INVALID_EVENT = "invalid_event"  # its event holds a bad value
+UNSUPPORTED_VERSION = "unsupported_version"
+# These count events (not markets): an event that cannot be keyed, or that holds a bad value, is
+# dropped with its markets.
 EVENT_NOT_A_DICT = "event_not_a_dict"
 EVENT_MISSING_ID = "event_missing_id"
+EVENT_INVALID_SIZE = "event_invalid_size"
+EVENT_INVALID_FLAG = "event_invalid_flag"
 
 
 @dataclass
@@ -153,18 +171,9 @@ def _preferred_number(raw: dict, numeric_key: str, text_key: str) -> float | Non
     return number if number is not None else _number(raw.get(text_key))
 
 
-_TRUE_TEXT = {"true": True, "false": False, "1": True, "0": False}
-
-
 def _flag(value) -> bool | None:
-    """True/False from a bool (or "true"/"false"/0/1); None when missing or unreadable."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        return _TRUE_TEXT.get(value.strip().lower())
-    return None
+    """True/False of a record whose flags passed `_invalid_value`; None when missing."""
+    return validation.flag(value)
 
 
 def _text(value) -> str | None:
@@ -238,6 +247,7 @@ def _event_row(raw: dict, event_id: str) -> dict:
         "archived": _flag(raw.get("archived")),
         "neg_risk": bool(_flag(raw.get("negRisk")) or _flag(raw.get("enableNegRisk"))),
         "neg_risk_market_id": _nonempty_text(raw.get("negRiskMarketID")),
+        "neg_risk_augmented": _neg_risk_augmented(raw),
         "start_date": parse_timestamp(raw.get("startDate")),
         "end_date": parse_timestamp(raw.get("endDate")),
         "liquidity": _number(raw.get("liquidity")),
@@ -264,9 +274,13 @@ def _price(value) -> float | None:
 
 
 def _market_row(
-    raw: dict, market_id: str, event_id: str | None, category: str | None, tags: list[str]
+    raw: dict, market_id: str, event_id: str | None, category: str | None, tags: list[str],
+    augmented: bool = False,
 ) -> tuple[dict | None, str | None]:
     """(row, None) for a usable binary market, else (None, rejection reason)."""
+    version = protocol_version(raw)
+    if version not in OUTCOME_ID_FIELDS:  # a wire format we do not know: nothing else is read
+        return None, UNSUPPORTED_VERSION
     outcomes = decode_json_list(raw.get("outcomes"))
     if not outcomes:
         return None, MISSING_OUTCOMES
@@ -275,7 +289,7 @@ def _market_row(
     prices = decode_json_list(raw.get("outcomePrices"))
     if not prices:
         return None, MISSING_PRICES
-    token_values = decode_json_list(raw.get("clobTokenIds"))
+    token_values = decode_json_list(raw.get(OUTCOME_ID_FIELDS[version]))
     if not token_values:
         return None, MISSING_TOKEN_IDS
     if len(prices) != 2 or len(token_values) != 2:
@@ -319,8 +333,169 @@ def _market_row(
         "start_date": parse_timestamp(raw.get("startDate")),
         "end_date": parse_timestamp(raw.get("endDate")),
         "closed_time": parse_timestamp(raw.get("closedTime")),
+        "protocol_version": version,
+        **market_rules(raw),
+        **gamma_fee_parameters(raw),
+        "neg_risk_other": is_neg_risk_other(raw, augmented),
+        # Depth comes from the CLOB's books only: a Gamma observation carries none.
+        "bids": None,
+        "asks": None,
     }
     return row, None
+
+
+# --- protocol version and outcome ids -------------------------------------------------------------
+
+# Where each protocol version keeps its outcome ids: V1 in `clobTokenIds` (JSON text), Protocol V2
+# (2026) in `positionIds` (a native array). decode_json_list reads either shape.
+OUTCOME_ID_FIELDS = {"v1": "clobTokenIds", "v2": "positionIds"}
+
+
+def protocol_version(raw: dict) -> str:
+    """The market's protocol version, lowercased; an absent or blank `version` is V1."""
+    version = _nonempty_text(raw.get("version"))
+    return "v1" if version is None else version.lower()
+
+
+# --- market rules ---------------------------------------------------------------------------------
+
+
+def _positive(value) -> float | None:
+    number = _number(value)
+    return number if number is not None and number > 0 else None
+
+
+def _non_negative(value) -> float | None:
+    number = _number(value)
+    return number if number is not None and number >= 0 else None
+
+
+def market_rules(raw: dict) -> dict:
+    """Tick size and minimum order size (shares) from a Gamma market; None when not given."""
+    return {
+        "tick_size": _positive(raw.get("orderPriceMinTickSize")),
+        "min_order_size": _non_negative(raw.get("orderMinSize")),
+    }
+
+
+def book_rules(raw_book: dict) -> dict:
+    """The same rules as a CLOB book states them (`tick_size`, `min_order_size`, as text)."""
+    return {
+        "tick_size": _positive(raw_book.get("tick_size")),
+        "min_order_size": _non_negative(raw_book.get("min_order_size")),
+    }
+
+
+# --- fee parameters -------------------------------------------------------------------------------
+#
+# Venue-neutral columns: fees_enabled, fee_rate, fee_exponent, fee_taker_only, for the taker fee
+# shares * rate * (p * (1 - p)) ** exponent. Unknown stays None: a market that says fees are on
+# but gives no parameters keeps fee_rate None, so the fee model can charge its conservative
+# default and flag it, rather than charging nothing.
+
+FEE_COLUMNS = ("fees_enabled", "fee_rate", "fee_exponent", "fee_taker_only")
+
+
+def _fee_row(enabled, rate, exponent, taker_only) -> dict:
+    return {
+        "fees_enabled": enabled,
+        "fee_rate": _non_negative(rate),
+        "fee_exponent": _non_negative(exponent),
+        "fee_taker_only": _flag(taker_only),
+    }
+
+
+def gamma_fee_parameters(raw: dict) -> dict:
+    """From Gamma's `feesEnabled` and `feeSchedule` {rate, exponent, takerOnly, rebateRate}.
+
+    Fee-free (`feesEnabled: false`) is rate 0, whatever a stale schedule says.
+    """
+    enabled = _flag(raw.get("feesEnabled"))
+    schedule = raw.get("feeSchedule")
+    schedule = schedule if isinstance(schedule, dict) else {}
+    if enabled is False:
+        return _fee_row(False, 0, None, schedule.get("takerOnly"))
+    return _fee_row(enabled, schedule.get("rate"), schedule.get("exponent"), schedule.get("takerOnly"))
+
+
+def clob_fee_parameters(info: dict) -> dict:
+    """From the CLOB market info (`GET /clob-markets/{condition_id}`): fee details `fd`
+    {r: rate, e: exponent, to: taker only}. No `fd` is unknown; a zero rate is fee-free."""
+    details = info.get("fd") if isinstance(info, dict) else None
+    if not isinstance(details, dict):
+        return _fee_row(None, None, None, None)
+    rate = _non_negative(details.get("r"))
+    enabled = None if rate is None else rate > 0
+    return _fee_row(enabled, rate, details.get("e"), details.get("to"))
+
+
+# --- augmented negRisk ----------------------------------------------------------------------------
+#
+# In an augmented negRisk event (enableNegRisk and negRiskAugmented) only named outcomes may be
+# traded: placeholders ("Will Person AB win ...?") can be renamed later and "Other" changes its
+# meaning as they are, so the named legs never make a complete basket. Gamma flags "Other" with
+# `negRiskOther`, but not always (real "Other" markets carry false), so the names are read too.
+
+_PLACEHOLDER_OR_OTHER = re.compile(r"\b(?:person [a-z]{1,2}|another|any other|someone else)\b", re.IGNORECASE)
+
+
+def _neg_risk_augmented(raw_event: dict) -> bool:
+    enabled = _flag(raw_event.get("enableNegRisk")) or _flag(raw_event.get("negRisk"))
+    return bool(enabled and _flag(raw_event.get("negRiskAugmented")))
+
+
+def is_neg_risk_other(raw: dict, augmented: bool) -> bool:
+    """True for the "Other" and placeholder outcomes of an augmented negRisk event."""
+    if _flag(raw.get("negRiskOther")) is True:
+        return True
+    if not augmented:
+        return False
+    title = (_nonempty_text(raw.get("groupItemTitle")) or "").lower()
+    question = _text(raw.get("question")) or ""
+    return title == "other" or bool(_PLACEHOLDER_OR_OTHER.search(question))
+
+
+# --- value checks -------------------------------------------------------------------------------
+
+# Every price, size and flag read from a record, checked before its row is built. Outcome prices
+# are checked with the market's shape in `_market_row` (invalid_price too).
+MARKET_PRICE_FIELDS = ("bestBid", "bestAsk", "spread", "lastTradePrice", "orderPriceMinTickSize")
+MARKET_SIZE_FIELDS = ("liquidity", "liquidityNum", "volume", "volumeNum", "volume24hr", "orderMinSize")
+MARKET_FLAG_FIELDS = ("active", "closed", "archived", "acceptingOrders", "negRisk", "feesEnabled", "negRiskOther")
+EVENT_SIZE_FIELDS = ("liquidity", "volume", "volume24hr")
+EVENT_FLAG_FIELDS = ("active", "closed", "archived", "negRisk", "enableNegRisk")
+
+
+def _invalid_value(raw: dict, prices: tuple[str, ...], sizes: tuple[str, ...], flags: tuple[str, ...]) -> str | None:
+    """The rejection reason of the first bad value among these fields of `raw`; None if all are fine."""
+    try:
+        for key in prices:
+            validation.price(raw.get(key), key)
+        for key in sizes:
+            validation.size(raw.get(key), key)
+        for key in flags:
+            validation.flag(raw.get(key), key)
+    except InvalidValue as exc:
+        return exc.reason
+    return None
+
+
+def invalid_market_value(raw: dict) -> str | None:
+    """invalid_price/_size/_flag when one of the market's own values is bad, else None."""
+    return _invalid_value(raw, MARKET_PRICE_FIELDS, MARKET_SIZE_FIELDS, MARKET_FLAG_FIELDS)
+
+
+def invalid_event_value(raw: dict) -> str | None:
+    """event_invalid_size/_flag when one of the event's values is bad, else None."""
+    reason = _invalid_value(raw, (), EVENT_SIZE_FIELDS, EVENT_FLAG_FIELDS)
+    return None if reason is None else f"event_{reason}"
+
+
+def _reject_with_event(result: "ParseResult", seen_markets: set[str], raw_markets: Iterable) -> None:
+    """Count each first-seen market of an unusable event as invalid_event."""
+    for raw in raw_markets:
+        if _first_sighting(result, seen_markets, raw, NOT_A_DICT, MISSING_ID) is not None:
+            result.rejected[INVALID_EVENT] += 1
 
 
 # --- payloads -----------------------------------------------------------------------------------
@@ -364,8 +539,11 @@ def _parse_market_into(
         # Every listed market counts, usable or not: a negRisk basket is complete only if all of
         # the event's outcomes can be bought, so an unpriced placeholder must leave it incomplete.
         event_row["market_count"] += 1
-    parent = event_row or {"event_id": None, "category": None, "tags": []}
-    row, reason = _market_row(raw, market_id, parent["event_id"], parent["category"], parent["tags"])
+    parent = event_row or {"event_id": None, "category": None, "tags": [], "neg_risk_augmented": False}
+    row, reason = None, invalid_market_value(raw)
+    if reason is None:
+        row, reason = _market_row(raw, market_id, parent["event_id"], parent["category"], parent["tags"],
+                                  parent["neg_risk_augmented"])
     if row is None:
         result.rejected[reason] += 1
         return
@@ -385,9 +563,15 @@ def parse_events(raw_events: Iterable[dict]) -> ParseResult:
         event_id = _first_sighting(result, seen_events, raw_event, EVENT_NOT_A_DICT, EVENT_MISSING_ID)
         if event_id is None:
             continue
+        raw_markets = decode_json_list(raw_event.get("markets")) or ()
+        reason = invalid_event_value(raw_event)
+        if reason is not None:
+            result.rejected[reason] += 1
+            _reject_with_event(result, seen_markets, raw_markets)
+            continue
         event_row = _event_row(raw_event, event_id)
         result.events.append(event_row)
-        for raw_market in decode_json_list(raw_event.get("markets")) or ():
+        for raw_market in raw_markets:
             _parse_market_into(result, seen_markets, raw_market, event_row)
     return result
 
@@ -405,9 +589,16 @@ def parse_markets(raw_markets: Iterable[dict]) -> ParseResult:
         event_row = None
         if isinstance(raw_market, dict):
             event_row = _parent_event(raw_market, events_by_id)
+            if event_row is _UNUSABLE_EVENT:
+                _reject_with_event(result, seen_markets, (raw_market,))
+                continue
         _parse_market_into(result, seen_markets, raw_market, event_row)
-    result.events = list(events_by_id.values())
+    result.events = [e for e in events_by_id.values() if e is not _UNUSABLE_EVENT]
     return result
+
+
+# Stands for a parent event holding a bad value, so each of its markets is rejected.
+_UNUSABLE_EVENT: dict = {}
 
 
 def _parent_event(raw_market: dict, events_by_id: dict[str, dict]) -> dict | None:
@@ -419,5 +610,7 @@ def _parent_event(raw_market: dict, events_by_id: dict[str, dict]) -> dict | Non
         return None
     event_row = events_by_id.get(event_id)
     if event_row is None:
-        event_row = events_by_id[event_id] = _event_row(parents[0], event_id)
+        unusable = invalid_event_value(parents[0]) is not None
+        event_row = _UNUSABLE_EVENT if unusable else _event_row(parents[0], event_id)
+        events_by_id[event_id] = event_row
     return event_row

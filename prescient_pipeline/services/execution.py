@@ -17,8 +17,8 @@ from decimal import Decimal
 from sqlalchemy import Engine, bindparam, func, select, update
 
 from ..db.schema import markets, portfolio_positions, trading_signals
-from ..domain.accounting import PositionState, to_money, to_price
-from ..domain.fills import buy, buy_fill_price
+from ..domain.accounting import PositionState, to_money
+from ..domain.execution import ExecutionSettings, Fill, FillRejected
 from ..domain.risk import Buy, check_group
 from ..domain.strategies.registry import get_strategy
 from .ledger import book_buy, lock_portfolio, market_clock, open_position_rows, portfolio_state, refresh_totals
@@ -37,6 +37,7 @@ class ExecutionReport:
     skipped: int = 0  # already handled by another run
     spent: Decimal = Decimal(0)
     fees: Decimal = Decimal(0)
+    partial: int = 0  # fills that took less than their amount (the rest was cancelled)
     rejections: dict[str, int] = field(default_factory=dict)
 
 
@@ -65,9 +66,10 @@ def execute_portfolio(engine: Engine, portfolio_id: int, cycle_date: date | None
     return report
 
 
-# What tradability checks, fill prices and the first mark read.
-_STATE_COLUMNS = [markets.c[c] for c in ("market_id", "closed", "accepting_orders", "yes_price", "no_price",
-                                         "best_bid", "best_ask")]
+# What tradability checks, fills (book, market rules, fee regime) and the first mark read.
+_STATE_COLUMNS = [markets.c[c] for c in (
+    "market_id", "closed", "accepting_orders", "yes_price", "no_price", "best_bid", "best_ask", "last_trade_price",
+    "bids", "asks", "tick_size", "min_order_size", "fees_enabled", "fee_rate", "fee_exponent")]
 
 
 def _market_states(conn, market_ids: list[str]) -> dict[str, dict]:
@@ -121,9 +123,7 @@ def _execute_unit(engine: Engine, portfolio_id: int, unit: list[int], at: dateti
             report.skipped += len(unit)  # another run got here first
             return
         strategy = get_strategy(portfolio["strategy_type"])
-        config = strategy.validate_config(portfolio["strategy_config"])
-        fee_rate = Decimal(str(config.get("fee_rate") or 0))
-        slippage = float(config.get("slippage_bps") or 0)
+        settings = ExecutionSettings.from_config(strategy.validate_config(portfolio["strategy_config"]))
 
         market_ids = sorted({leg["market_id"] for leg in legs})
         reason = next((f"{leg['market_id']}: {r}" for leg in legs
@@ -133,14 +133,12 @@ def _execute_unit(engine: Engine, portfolio_id: int, unit: list[int], at: dateti
             # A replayed past day's signals show what the strategy would have done; they are
             # not filled at today's prices.
             reason = f"stale signal: as of {oldest.isoformat()}, market time {at.isoformat()}"
-        prices = {}
+        fills: dict[int, Fill] = {}
         if reason is None:
-            for leg in legs:
-                price = buy_fill_price(leg["side"], states[leg["market_id"]], slippage)
-                if price is None:
-                    reason = f"{leg['market_id']}: no price to buy {leg['side']} at"
-                    break
-                prices[leg["signal_id"]] = price
+            try:
+                fills = _fill_unit(settings, legs, states)
+            except _LegRejected as rejected:
+                reason = str(rejected)
         if reason is None:
             positions = [PositionState.from_row(p) for p in open_position_rows(conn, portfolio_id)]
             reason = check_group(
@@ -153,19 +151,42 @@ def _execute_unit(engine: Engine, portfolio_id: int, unit: list[int], at: dateti
         if reason is not None:
             _reject(conn, unit, reason)
             report.rejected += len(unit)
-            key = reason.split(": ", 1)[-1].split(":")[0] if reason.startswith("leg ") else reason.split(":")[0]
+            head, _, rest = reason.partition(": ")
+            # Count by what went wrong, not by which leg or market it was.
+            key = rest.split(":")[0] if rest and (reason.startswith("leg ") or head in market_ids) else head
             report.rejections[key] = report.rejections.get(key, 0) + len(unit)
             return
 
         for leg in legs:
-            fill = buy(to_money(leg["amount"]), prices[leg["signal_id"]], fee_rate)
-            state = states[leg["market_id"]]
-            mark = state["yes_price"] if leg["side"] == "YES" else state["no_price"]
-            trade_id = book_buy(
-                conn, portfolio_id, signal=leg, fill=fill, at=at,
-                price_seen=leg["price_seen"], mark_price=to_price(mark) if mark is not None else fill.price,
-            )
+            fill = fills[leg["signal_id"]]
+            trade_id = book_buy(conn, portfolio_id, signal=leg, fill=fill, at=at,
+                                price_seen=leg["price_seen"], market_state=states[leg["market_id"]])
             conn.execute(_MARK_EXECUTED, {"signal": leg["signal_id"], "at": at, "trade": trade_id})
             report.executed += 1
             report.spent += fill.cost
             report.fees += fill.fee
+            report.partial += fill.partial
+
+
+class _LegRejected(Exception):
+    pass
+
+
+def _fill_unit(settings: ExecutionSettings, legs: list[dict], states: dict[str, dict]) -> dict[int, Fill]:
+    """Each leg's fill (FillRejected of any leg rejects the unit). A basket's legs buy equal
+    shares: each leg's amount first says how many shares the book gives it, then every leg buys
+    the smallest of those counts, so one share set pays $1 whichever leg wins."""
+    def fill(leg: dict, max_shares=None) -> Fill:
+        try:
+            return settings.buy(leg["side"], states[leg["market_id"]], leg["amount"], leg["price_seen"], max_shares)
+        except FillRejected as e:
+            raise _LegRejected(f"{leg['market_id']}: {e}") from None
+
+    fills = {leg["signal_id"]: fill(leg) for leg in legs}
+    if len(legs) > 1 and legs[0]["group_id"] is not None:
+        shares = min(f.shares for f in fills.values())
+        fills = {leg["signal_id"]: fills[leg["signal_id"]] if fills[leg["signal_id"]].shares == shares
+                 else fill(leg, shares) for leg in legs}
+        if len({f.shares for f in fills.values()}) > 1:
+            raise _LegRejected(f"basket legs cannot buy equal shares ({shares})")
+    return fills

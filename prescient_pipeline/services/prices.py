@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -24,14 +24,15 @@ from sqlalchemy import Engine, select, text
 
 from ..db.history_partitions import ensure_partitions
 from ..db.schema import portfolio_positions, portfolios
-from ..domain.accounting import PositionState, mark, to_price
-from ..domain.exits import ExitRules, exit_decision
-from ..domain.fills import sell, sell_fill_price
+from ..domain.accounting import ZERO, PositionState, mark, to_money, to_price
+from ..domain.execution import ExecutionSettings, FillRejected, OutcomeBook
+from ..domain.exits import exit_decision
 from ..domain.settlement import NotSettled, Settlement, settle_position, settlement_for
 from ..domain.strategies.registry import get_strategy
 from ..polymarket.client import PolymarketClient
 from ..polymarket.parser import parse_markets
-from .ledger import Close, book_closes, derived_totals, write_derived_totals
+from .books import book_row
+from .ledger import Close, book_closes, derived_totals, liquidation_value, mark_price_of, write_derived_totals
 from .market_store import write_market_updates
 
 log = logging.getLogger(__name__)
@@ -73,8 +74,9 @@ class PriceUpdateReport:
     seconds: dict[str, float] = field(default_factory=dict)  # fetch, write_markets, portfolios
 
 
-# What settlement and marks read of a market.
-_STATE_COLUMNS = ("closed", "outcome_prices", "uma_resolution_status", "yes_price", "no_price", "best_bid", "best_ask")
+# What settlement, marks and exit sales read of a market.
+_STATE_COLUMNS = ("closed", "outcome_prices", "uma_resolution_status", "yes_price", "no_price", "best_bid", "best_ask",
+                  "last_trade_price", "bids", "asks", "tick_size", "fees_enabled", "fee_rate", "fee_exponent")
 
 
 def _held_markets(engine: Engine) -> list[dict]:
@@ -101,10 +103,9 @@ def fetch_market_updates(client: PolymarketClient, held: list[dict]) -> tuple[li
         past_end = m["end_date"] is not None and m["end_date"] <= now
         if book is None or book.best_bid is None or book.best_ask is None or past_end:
             need_gamma.append(m["market_id"])
-        if book is not None and book.best_bid is not None and book.best_ask is not None:
-            mid = (book.best_bid + book.best_ask) / 2
-            clob_rows.append({"market_id": m["market_id"], "yes_price": mid, "no_price": 1 - mid,
-                              "best_bid": book.best_bid, "best_ask": book.best_ask})
+        row = book_row(m["market_id"], book)  # prices, depth and rules of the YES book
+        if row is not None:
+            clob_rows.append(row)
     gamma_rows = parse_markets(client.fetch_markets(need_gamma)).markets if need_gamma else []
     priced = {r["market_id"] for r in clob_rows} | {r["market_id"] for r in gamma_rows}
     unpriced = sorted(m["market_id"] for m in held if m["market_id"] not in priced)
@@ -154,6 +155,12 @@ def update_prices(engine: Engine, client: PolymarketClient, logger: logging.Logg
 class _Market:
     state: dict  # closed, yes/no price, best bid/ask
     outcome: Settlement | NotSettled
+    books: dict = field(default_factory=dict)  # side -> OutcomeBook, built once for every holder
+
+    def book(self, side: str) -> OutcomeBook:
+        if side not in self.books:
+            self.books[side] = OutcomeBook.from_state(side, self.state)
+        return self.books[side]
 
 
 def _market_states(held: list[dict], fetched: list[dict]) -> dict[str, _Market]:
@@ -176,9 +183,10 @@ _WRITE_MARKS = text(
     """
     UPDATE portfolio_positions p
     SET current_price = v.price, market_value = v.value, unrealized_pnl = v.unrealized,
-        settlement_flag = v.flag, last_marked_at = :now
+        liquidation_value = v.liquidation, settlement_flag = v.flag, last_marked_at = :now
     FROM unnest(CAST(:ids AS bigint[]), CAST(:prices AS numeric[]), CAST(:values AS numeric[]),
-                CAST(:unrealized AS numeric[]), CAST(:flags AS text[])) AS v(position_id, price, value, unrealized, flag)
+                CAST(:unrealized AS numeric[]), CAST(:liquidation AS numeric[]), CAST(:flags AS text[]))
+         AS v(position_id, price, value, unrealized, liquidation, flag)
     WHERE p.position_id = v.position_id
     """
 )
@@ -190,23 +198,14 @@ class _Mark:
     price: Decimal
     market_value: Decimal
     unrealized: Decimal
+    liquidation: Decimal
     flag: str | None
 
 
-@dataclass(frozen=True)
-class _Rules:
-    """A portfolio's exit and sale settings, read from its strategy config once."""
-
-    slippage_bps: float
-    fee_rate: Decimal
-    exits: ExitRules | None  # None: no exit rule is set
-
-    @classmethod
-    def of(cls, portfolio: dict) -> "_Rules":
-        config = get_strategy(portfolio["strategy_type"]).validate_config(portfolio["strategy_config"])
-        exits = ExitRules.from_config(config)
-        return cls(float(config.get("slippage_bps") or 0), Decimal(str(config.get("fee_rate") or 0)),
-                   exits if exits != ExitRules() else None)
+def _settings(portfolio: dict) -> ExecutionSettings:
+    """A portfolio's execution settings, built once per update from its strategy config."""
+    return ExecutionSettings.from_config(
+        get_strategy(portfolio["strategy_type"]).validate_config(portfolio["strategy_config"]))
 
 
 def _update_portfolios(engine: Engine, ids: list[int], markets_by_id: dict[str, _Market], now: datetime,
@@ -243,7 +242,7 @@ def _update_portfolios(engine: Engine, ids: list[int], markets_by_id: dict[str, 
             conn.execute(_WRITE_MARKS, {
                 "now": now, "ids": [m.position_id for m in marks], "prices": [m.price for m in marks],
                 "values": [m.market_value for m in marks], "unrealized": [m.unrealized for m in marks],
-                "flags": [m.flag for m in marks],
+                "liquidation": [m.liquidation for m in marks], "flags": [m.flag for m in marks],
             })
             report.marked += len(marks)
         if closes:  # they moved cash and realized P&L: read the rows as they are now
@@ -253,7 +252,7 @@ def _update_portfolios(engine: Engine, ids: list[int], markets_by_id: dict[str, 
         derived = {}
         for portfolio in locked:
             pid = portfolio["portfolio_id"]
-            totals, derived[pid] = derived_totals(portfolio, still_open[pid])
+            totals, derived[pid] = derived_totals(portfolio, *still_open[pid])
             report.portfolios.append(PortfolioUpdate(
                 pid, portfolio["name"], totals.total_value, totals.cash, totals.positions_value,
                 totals.realized_pnl, totals.unrealized_pnl, totals.open_positions,
@@ -263,52 +262,75 @@ def _update_portfolios(engine: Engine, ids: list[int], markets_by_id: dict[str, 
 
 def _update_portfolio(portfolio: dict, rows: list[dict], markets_by_id: dict[str, _Market], now: datetime,
                       report: PriceUpdateReport, marks: list[_Mark], closes: list[Close],
-                      ) -> list[tuple[PositionState, Decimal | None]]:
+                      ) -> tuple[list[tuple[PositionState, Decimal | None]], Decimal]:
     """Decide a settlement, an exit or a new mark for each open position (appended to `closes`
-    and `marks`); returns the positions still open, each with its mark price."""
+    and `marks`); returns the positions still open, each with its mark price, and their value
+    at the bid."""
     if not rows:
-        return []
-    rules = _Rules.of(portfolio)
+        return [], ZERO
+    settings = _settings(portfolio)
     still_open = []
+    at_bid = ZERO
     for row in rows:
         position = PositionState.from_row(row)
         price = position.current_price  # unpriced, or no price to mark at: kept at its last mark
+        liquidation = row["liquidation_value"] if row["liquidation_value"] is not None else row["market_value"]
         market = markets_by_id.get(row["market_id"])
         if market is not None:
-            outcome = _update_position(portfolio["portfolio_id"], row, position, market, rules, now, report)
-            if isinstance(outcome, Close):
-                closes.append(outcome)
+            close, new_mark, position = _update_position(portfolio["portfolio_id"], row, position, market, settings,
+                                                         now, report)
+            if close is not None:
+                closes.append(close)
+            if position is None:
                 continue
-            if outcome is not None:
-                marks.append(outcome)
-                price = outcome.price
+            if new_mark is not None:
+                marks.append(new_mark)
+                price, liquidation = new_mark.price, new_mark.liquidation
         still_open.append((position, price))
-    return still_open
+        at_bid += to_money(liquidation or 0)
+    return still_open, at_bid
 
 
-def _update_position(portfolio_id: int, row: dict, position: PositionState, market: _Market, rules: _Rules,
-                     now: datetime, report: PriceUpdateReport) -> Close | _Mark | None:
-    """The position's settlement or exit, else its new mark (None: no price to mark at)."""
+def _update_position(portfolio_id: int, row: dict, position: PositionState, market: _Market,
+                     settings: ExecutionSettings, now: datetime, report: PriceUpdateReport,
+                     ) -> tuple[Close | None, _Mark | None, PositionState | None]:
+    """The position's settlement or exit sale, and its new mark (None: no price to mark at),
+    with the position as it stays open (None: closed). A sale the bids take only part of leaves
+    the rest open, marked."""
     outcome, state = market.outcome, market.state
     if not isinstance(outcome, NotSettled):
         proceeds, _ = settle_position(position, outcome)
         payout = proceeds / position.shares if position.shares else Decimal(0)
         report.settlements[outcome.kind] += 1
-        return Close(portfolio_id, row, "settle", to_price(payout), Decimal(0), proceeds, f"settlement_{outcome.kind}")
+        return Close(portfolio_id, row, "settle", to_price(payout), Decimal(0), proceeds,
+                     f"settlement_{outcome.kind}"), None, None
     if outcome.flag in WATCH_FLAGS:
         report.flags[outcome.flag] += 1
     flag = outcome.flag if outcome.flag in WATCH_FLAGS else None
 
-    # A basket leg alone is not a position to manage: the basket pays out at settlement.
-    if rules.exits is not None and row["group_id"] is None and not state["closed"]:
-        bid = sell_fill_price(row["side"], state, rules.slippage_bps)
-        decision = exit_decision(position, bid, now, rules.exits) if bid is not None else None
+    book = market.book(row["side"])
+    shown = book.displayed_price
+    close = None
+    # A basket leg alone is not a position to manage: the basket pays out at settlement. With
+    # no bid there is nothing to sell into.
+    if settings.has_exits and row["group_id"] is None and not state["closed"] and book.best_bid is not None:
+        decision = exit_decision(position, shown, now, settings.exits, row.get("entry_mark"))
         if decision is not None:
-            fill = sell(position.shares, decision.bid_price, rules.fee_rate)
-            report.exits[decision.reason] += 1
-            return Close(portfolio_id, row, "sell", fill.price, fill.fee, fill.proceeds, decision.reason, fill.gross)
-    price = state["yes_price"] if row["side"] == "YES" else state["no_price"]
-    if price is None:
-        return None
+            try:
+                fill = settings.sell(row["side"], state, position.shares)
+            except FillRejected:
+                fill = None
+            if fill is not None:
+                report.exits[decision.reason] += 1
+                close = Close(portfolio_id, row, "sell", fill.price, fill.fee, fill.proceeds, decision.reason,
+                              fill.gross, fill)
+                if close.whole:
+                    return close, None, None
+                position = replace(position, shares=position.shares - close.shares,
+                                   cost_basis=position.cost_basis - close.cost)
+    if shown is None:
+        return close, None, position
+    price = mark_price_of(book, shown)
     market_value, unrealized = mark(position, price)
-    return _Mark(row["position_id"], to_price(price), market_value, unrealized, flag)
+    return close, _Mark(row["position_id"], price, market_value, unrealized,
+                        liquidation_value(position, book.best_bid, market_value), flag), position

@@ -11,6 +11,7 @@ SELECT p.portfolio_id, p.name, p.strategy_type, p.status,
        p.current_balance AS cash,
        coalesce(pos.value, 0) AS positions_value,
        p.current_balance + coalesce(pos.value, 0) AS total_value,
+       p.current_balance + coalesce(pos.at_bid, 0) AS liquidation_value,
        p.initial_balance, p.net_transfers, p.realized_pnl,
        coalesce(pos.value, 0) - coalesce(pos.cost, 0) AS unrealized_pnl,
        p.total_fees AS fees,
@@ -21,7 +22,8 @@ SELECT p.portfolio_id, p.name, p.strategy_type, p.status,
        p.last_price_update
 FROM portfolios p
 LEFT JOIN (
-    SELECT portfolio_id, sum(market_value) AS value, sum(cost_basis) AS cost, count(*) AS n
+    SELECT portfolio_id, sum(market_value) AS value, sum(cost_basis) AS cost, count(*) AS n,
+           sum(coalesce(liquidation_value, market_value)) AS at_bid
     FROM portfolio_positions WHERE status = 'open' GROUP BY portfolio_id
 ) pos ON pos.portfolio_id = p.portfolio_id
 LEFT JOIN portfolio_performance_cache c ON c.portfolio_id = p.portfolio_id
@@ -40,7 +42,8 @@ def recent_trades(engine: Engine, portfolio_id: int | None = None, limit: int = 
         rows = conn.execute(text(
             """
             SELECT t.trade_id, t.portfolio_id, t.executed_at, t.action, t.market_id, m.question, t.side,
-                   t.shares, t.price, t.amount, t.fee, t.cash_delta, t.realized_pnl, t.reason
+                   t.shares, t.price, t.amount, t.fee, t.cash_delta, t.realized_pnl, t.reason,
+                   t.evidence, t.requested_amount, t.mid_price, t.slippage
             FROM trades t LEFT JOIN markets m ON m.market_id = t.market_id
             WHERE (CAST(:pid AS integer) IS NULL OR t.portfolio_id = :pid)
             ORDER BY t.executed_at DESC, t.trade_id DESC LIMIT :limit

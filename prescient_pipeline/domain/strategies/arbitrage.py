@@ -8,19 +8,31 @@ Two kinds of basket, each executed all or none (its legs share a `group_id`):
 - binary market: one YES plus one NO share pays $1.
 A basket is bought when the cost of one share set (asks plus taker fees) is below
 1 - min_profit_margin, and not below 1 - max_profit_margin: an edge that wide is far more likely
-a leg the universe does not show (or a stale price) than free money. Leg amounts are in
-proportion to each leg's cost per share, so every leg buys the same number of shares. Asks come
-from `book.ask_prices` (book first, else outcome price plus slippage).
+a leg the universe does not show (or a stale price) than free money. Legs are sized in equal
+shares, not equal dollars: each leg's amount is in proportion to its cost per share, and
+execution then fills every leg of a basket with the same share count (what the thinnest leg's
+book allows), so one share set pays $1 whichever leg wins. Asks come from `book.ask_prices`
+(book first, else outcome price plus slippage); fees are each market's own schedule, or the
+portfolio's `fee_rate` override.
+
+Augmented negRisk events (placeholders and an "Other" outcome whose meaning changes) are never a
+complete basket: the listed YES prices can sum below $1 with no edge at all. An event is
+augmented when the frame says so (`neg_risk_augmented`, `neg_risk_other`) or when a leg is
+named like a placeholder ("Person A", "Other"); such events give no basket, and their
+placeholder and Other markets are not traded at all.
 
 Confidence grows with the edge: 0.5 + 5 * (1 - cost), capped at 1 (a 10-cent edge is 1.0).
 """
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
 from prescient_pipeline.domain.book import ask_prices
+from prescient_pipeline.domain.execution.fees.polymarket import CONSERVATIVE_RATE, per_share_array
 from prescient_pipeline.domain.strategies.base import (
     ConfigError,
     ConfigKey,
@@ -32,8 +44,48 @@ from prescient_pipeline.domain.strategies.base import (
 )
 
 
-def _cost_per_share(ask: np.ndarray, fee_rate: float) -> np.ndarray:
-    return ask + fee_rate * ask * (1.0 - ask)
+_PLACEHOLDER_TITLE = re.compile(
+    r"^\s*(other|others|another)\b|^\s*(person|player|candidate|team|option|outcome|party|country|company|"
+    r"individual|nominee)\s+[a-z]{1,2}\s*$", re.IGNORECASE)
+_PLACEHOLDER_QUESTION = re.compile(
+    r"\b(?:[Pp]erson|[Pp]layer|[Cc]andidate|[Tt]eam|[Oo]ption|[Oo]utcome|[Pp]arty|[Cc]ountry|[Cc]ompany|"
+    r"[Ii]ndividual|[Nn]ominee) [A-Z]{1,2}\b|\b(?:any )?other\b|\banother\b", re.IGNORECASE)
+
+
+def placeholder_legs(markets: pd.DataFrame) -> np.ndarray:
+    """Markets that are an augmented negRisk event's placeholder or "Other" outcome."""
+    titles = markets["group_item_title"] if "group_item_title" in markets else pd.Series(None, index=markets.index)
+    named = [
+        bool(_PLACEHOLDER_TITLE.search(t)) if isinstance(t, str) and t.strip()
+        else bool(_PLACEHOLDER_QUESTION.search(q)) if isinstance(q, str) else False
+        for t, q in zip(titles, markets["question"])
+    ]
+    other = markets["neg_risk_other"].fillna(False).to_numpy(dtype=bool) if "neg_risk_other" in markets else False
+    return np.asarray(named, dtype=bool) | other
+
+
+def augmented_events(markets: pd.DataFrame, placeholders: np.ndarray) -> np.ndarray:
+    """Per row: its event is an augmented negRisk event (flagged, or with a placeholder leg)."""
+    flagged = (markets["neg_risk_augmented"].fillna(False).to_numpy(dtype=bool)
+               if "neg_risk_augmented" in markets else np.zeros(len(markets), dtype=bool))
+    frame = pd.DataFrame({"event_id": markets["event_id"].to_numpy(dtype=object), "aug": flagged | placeholders})
+    return frame.groupby("event_id", sort=False, dropna=False)["aug"].transform("any").to_numpy(dtype=bool)
+
+
+def fee_per_share(markets: pd.DataFrame, price: np.ndarray, config: dict) -> np.ndarray:
+    """Taker fee per share at `price` for every row: the portfolio's override, else each market's
+    schedule (fee-free unless enabled; enabled without a rate: the conservative default)."""
+    if config.get("fee_rate") is not None:
+        return per_share_array(price, config["fee_rate"], config.get("fee_exponent", 1.0))
+    if "fees_enabled" not in markets:
+        return np.zeros(len(price))
+    enabled = markets["fees_enabled"].fillna(False).to_numpy(dtype=bool)
+    rate = markets["fee_rate"].to_numpy(dtype="float64")
+    rate = np.where(np.isnan(rate), float(CONSERVATIVE_RATE), rate)
+    exponent = markets["fee_exponent"].to_numpy(dtype="float64")
+    exponent = np.where(np.isnan(exponent), 1.0, exponent)
+    with np.errstate(invalid="ignore"):
+        return np.where(enabled, per_share_array(price, rate, exponent), 0.0)
 
 
 def _confidence(edge: np.ndarray) -> np.ndarray:
@@ -70,17 +122,22 @@ class Arbitrage(Strategy):
     def signals(self, markets: pd.DataFrame, config: dict, ctx: StrategyContext) -> pd.DataFrame:
         ceiling = 1.0 - config["min_profit_margin"]
         floor = 0.0 if config["max_profit_margin"] is None else 1.0 - config["max_profit_margin"]
-        slip, fee_rate = config["slippage_bps"], config["fee_rate"]
+        slip = config["slippage_bps"]
         ask_yes = ask_prices(markets, "YES", slip).to_numpy(dtype="float64")
         ask_no = ask_prices(markets, "NO", slip).to_numpy(dtype="float64")
+        cost_yes = ask_yes + fee_per_share(markets, ask_yes, config)
+        cost_no = ask_no + fee_per_share(markets, ask_no, config)
+        placeholders = placeholder_legs(markets)
+        augmented = augmented_events(markets, placeholders)
         parts = []
         in_basket = np.zeros(len(markets), dtype=bool)
         if config["neg_risk_baskets"]:
-            basket_rows = self._neg_risk_rows(markets, ask_yes, fee_rate, floor, ceiling)
+            basket_rows = self._neg_risk_rows(markets, ask_yes, cost_yes, floor, ceiling, augmented)
             in_basket = basket_rows["chosen"]
-            parts.append(self._neg_risk_signals(markets, ask_yes, fee_rate, basket_rows, ceiling))
+            parts.append(self._neg_risk_signals(markets, ask_yes, basket_rows, ceiling))
         if config["binary_pairs"]:
-            parts.append(self._binary_signals(markets, ask_yes, ask_no, fee_rate, floor, ceiling, ~in_basket))
+            parts.append(self._binary_signals(markets, ask_yes, ask_no, cost_yes, cost_no, floor, ceiling,
+                                              ~in_basket & ~placeholders))
         parts = [p for p in parts if not p.empty]
         if not parts:
             return empty_signals()
@@ -88,9 +145,9 @@ class Arbitrage(Strategy):
 
     @staticmethod
     def _neg_risk_rows(
-        markets: pd.DataFrame, ask_yes: np.ndarray, fee_rate: float, floor: float, ceiling: float
+        markets: pd.DataFrame, ask_yes: np.ndarray, cost: np.ndarray, floor: float, ceiling: float,
+        augmented: np.ndarray,
     ) -> dict:
-        cost = _cost_per_share(ask_yes, fee_rate)
         frame = pd.DataFrame(
             {
                 "event_id": markets["event_id"].to_numpy(dtype=object),
@@ -104,11 +161,12 @@ class Arbitrage(Strategy):
         total = by_event["cost"].transform("sum").to_numpy(dtype="float64")
         expected = markets["event_market_count"].to_numpy(dtype="int64")
         with np.errstate(invalid="ignore"):
-            chosen = (expected >= 2) & (present == expected) & all_valid & (total < ceiling) & (total >= floor)
+            chosen = ((expected >= 2) & (present == expected) & all_valid & ~augmented
+                      & (total < ceiling) & (total >= floor))
         return {"chosen": chosen, "cost": cost, "total": total, "legs": present}
 
     @staticmethod
-    def _neg_risk_signals(markets, ask_yes, fee_rate, rows: dict, ceiling: float) -> pd.DataFrame:
+    def _neg_risk_signals(markets, ask_yes, rows: dict, ceiling: float) -> pd.DataFrame:
         chosen = rows["chosen"]
         if not chosen.any():
             return empty_signals()
@@ -128,10 +186,8 @@ class Arbitrage(Strategy):
 
     @staticmethod
     def _binary_signals(
-        markets, ask_yes, ask_no, fee_rate, floor: float, ceiling: float, eligible: np.ndarray
+        markets, ask_yes, ask_no, cost_yes, cost_no, floor: float, ceiling: float, eligible: np.ndarray
     ) -> pd.DataFrame:
-        cost_yes = _cost_per_share(ask_yes, fee_rate)
-        cost_no = _cost_per_share(ask_no, fee_rate)
         total = cost_yes + cost_no
         with np.errstate(invalid="ignore"):
             priced = strictly_inside_unit(ask_yes) & strictly_inside_unit(ask_no)

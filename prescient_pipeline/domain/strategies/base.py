@@ -173,9 +173,16 @@ COMMON_KEYS: tuple[ConfigKey, ...] = (
     _key("take_profit_percentage", None, "Sell when a position has gained this share of its cost",
          optional=True, minimum=0.0001),
     _key("max_holding_hours", None, "Sell a position held longer than this", optional=True, minimum=0.01),
-    _key("slippage_bps", 50.0, "Added to the outcome price when no book price is known (basis points)",
+    _key("slippage_bps", 50.0,
+         "Half-spread of a fill priced without a book: added to the outcome price on a buy (basis points)",
          minimum=0, maximum=10_000),
-    _key("fee_rate", 0.0, "Taker fee per share = fee_rate * p * (1 - p)", minimum=0, maximum=1),
+    _key("max_slippage_bps", 200.0,
+         "A buy takes ask levels up to the price its signal saw plus this (basis points); null = no limit",
+         optional=True, minimum=0, maximum=10_000),
+    _key("fee_rate", None,
+         "null: each market's own fee schedule; a number overrides it for every market: "
+         "taker fee per share = fee_rate * (p * (1 - p)) ** fee_exponent", optional=True, minimum=0, maximum=1),
+    _key("fee_exponent", 1.0, "Exponent of an overriding fee_rate", minimum=0, maximum=4),
     _key("cycle_cron", None, "Cron of this portfolio's trading cycle; null = the daily cycle", TEXT,
          optional=True),
 )

@@ -2,7 +2,8 @@
 wire format, plus two `/__sim__/` endpoints to read and move the simulated clock.
 
 Every answer's `Date` header is the simulated time, because the client takes its observation time
-from it. Bad parameters get a 400/422 JSON error, never a traceback.
+from it; the `X-Prescient-Simulator: 1` header tells the client to trust that Date however far it
+is from the wall clock. Bad parameters get a 400/422 JSON error, never a traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
+from prescient_pipeline.polymarket.client import SIMULATOR_HEADER
 from prescient_pipeline.polymarket.simulator.universe import QueryError, Universe, price_text
 
 MAX_BODY_BYTES = 5_000_000
@@ -131,6 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._date_header = format_datetime(simulator.universe.now, usegmt=True)
         data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
         self.send_response(status)
+        self.send_header(SIMULATOR_HEADER, "1")
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -160,12 +163,13 @@ def _route(universe: Universe, method: str, path: str, params: Params, body: byt
     handler = ROUTES.get((method, path))
     if handler is not None:
         return 200, handler(universe, params, body)
-    found = re.fullmatch(r"/(markets|events)/([^/]+)", path)
+    found = re.fullmatch(r"/(markets|events|clob-markets)/([^/]+)", path)
     if found and method == "GET":
         kind, key = found.groups()
-        item = universe.gamma_market(key) if kind == "markets" else universe.gamma_event(key)
+        lookup = {"markets": universe.gamma_market, "events": universe.gamma_event, "clob-markets": universe.clob_market_info}
+        item = lookup[kind](key)
         if item is None:
-            return 404, {"error": f"{kind[:-1]} {key} not found"}
+            return 404, {"error": f"{kind[:-1].replace('-', ' ')} {key} not found"}
         return 200, item
     if any(p == path for _, p in ROUTES) or found:
         return 405, {"error": f"method {method} not allowed on {path}"}

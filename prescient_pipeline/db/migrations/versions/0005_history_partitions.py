@@ -7,7 +7,7 @@ into their day's partition. `market_refreshes` lists every full refresh (time, m
 so "the latest refresh at or before T" is one index lookup, not a scan of the history.
 
 Revision ID: 0005_history
-Revises: 0004
+Revises: 0005_venue
 """
 
 import sqlalchemy as sa
@@ -16,7 +16,7 @@ from alembic import op
 from prescient_pipeline.db.history_partitions import create_partitions
 
 revision = "0005_history"
-down_revision = "0004"
+down_revision = "0005_venue"
 branch_labels = None
 depends_on = None
 
