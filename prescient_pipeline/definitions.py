@@ -2,11 +2,12 @@
 
 import dagster as dg
 
-from .defs import ledger, market_data, portfolios, strategy
+from .defs import ledger, market_data, market_history, portfolios, strategy
 from .defs.resources import default_resources
 
 defs = dg.Definitions(
-    assets=[market_data.polymarket_market_data, strategy.portfolio_signals, ledger.PORTFOLIO_VALUES],
+    assets=[market_data.polymarket_market_data, market_history.market_history, strategy.portfolio_signals,
+            ledger.PORTFOLIO_VALUES],
     jobs=[
         market_data.refresh_markets_job,
         strategy.portfolio_signals_job,

@@ -1,10 +1,13 @@
 """A local HTTP server that answers like Gamma and CLOB from configured data, for tests.
 
 It serves /events with Gamma's paging rules (limit capped, offset rejected with 422 past a cap,
-order=id, end-date filters), /markets by id (a missing `closed` means closed=false, as upstream),
-POST /books, POST /midpoints and GET /prices-history. It records every request, stamps the Date
-header from a settable clock (a set `now` is a simulated clock, announced with the simulator's
-header; `skew` plays a real server whose clock is off), and follows a scriptable failure plan (statuses, Retry-After, stalls,
+order=id, end-date filters), /markets by id or as a listing (a missing `closed` means
+closed=false, as upstream; end_date_min/max, start_date_max and volume_num_min filters),
+POST /books, POST /midpoints, GET /prices-history and POST /batch-prices-history (every point
+of each token, whatever the window asked: the caller must not use what it did not ask for). It
+records every request, stamps the Date header from a settable clock (a set `now` is a simulated
+clock, announced with the simulator's header; `skew` plays a real server whose clock is off),
+and follows a scriptable failure plan (statuses, Retry-After, stalls,
 outages), so client tests run against real sockets instead of mocks.
 
     with ReplayServer(events=events_from_recorded_markets(path)) as server:
@@ -74,6 +77,7 @@ class ReplayServer:
         skew: timedelta = timedelta(0),
         markets_hide_closed_by_default: bool = True,
         exclusive_end_date_bounds: bool = False,
+        batch_price_history: bool = True,
     ):
         self.events = list(events)
         self.markets = list(markets)
@@ -87,6 +91,7 @@ class ReplayServer:
         self.markets_hide_closed_by_default = markets_hide_closed_by_default
         # Gamma does not document whether end_date_min/max include the bound; both can be played.
         self.exclusive_end_date_bounds = exclusive_end_date_bounds
+        self.batch_price_history = batch_price_history  # False: POST /batch-prices-history is a 404
         self.requests: list[RecordedRequest] = []
         self._plan: deque[_Scripted] = deque()
         self._outage: int | None = None
@@ -208,10 +213,11 @@ class ReplayServer:
             ("POST", "/books"): self._books,
             ("POST", "/midpoints"): self._midpoints,
             ("GET", "/prices-history"): self._prices_history,
+            ("POST", "/batch-prices-history"): self._batch_prices_history,
             ("GET", "/"): lambda _: _Reply(200, "OK"),
         }
         handler = routes.get((request.method, request.path))
-        if handler is None:
+        if handler is None or (request.path == "/batch-prices-history" and not self.batch_price_history):
             return _Reply(404, {"error": f"no route for {request.method} {request.path}"})
         try:
             return handler(request)
@@ -243,8 +249,12 @@ class ReplayServer:
             if (not ids or str(m.get("id")) in ids)
             and (closed is None or bool(m.get("closed")) == (closed == "true"))
             and _flags_match(m, request, ("active", "archived"))
+            and _end_date_matches(m, request, self.exclusive_end_date_bounds)
+            and _start_and_volume_match(m, request)
         ]
-        return self._page(request, listing, None)
+        if request.param("order") == "id":
+            listing.sort(key=lambda m: int(m["id"]), reverse=request.param("ascending") == "false")
+        return self._page(request, listing, self.limit_cap if not ids else None)
 
     def _page(self, request: RecordedRequest, listing: list, limit_cap: int | None) -> _Reply:
         offset = int(request.param("offset") or 0)
@@ -271,6 +281,12 @@ class ReplayServer:
             return _Reply(400, {"error": "market is required"})
         return _Reply(200, {"history": self.price_history.get(token, [])})
 
+    def _batch_prices_history(self, request: RecordedRequest) -> _Reply:
+        tokens = [str(t) for t in request.body["markets"]]
+        if not tokens or len(tokens) > 20:
+            return _Reply(400, {"error": "markets must hold 1 to 20 token ids"})
+        return _Reply(200, {"history": {t: self.price_history.get(t, []) for t in tokens}})
+
 
 def _event_matches(event: dict, request: RecordedRequest, exclusive: bool) -> bool:
     ids = request.query.get("id")
@@ -278,6 +294,21 @@ def _event_matches(event: dict, request: RecordedRequest, exclusive: bool) -> bo
         return False
     if not _flags_match(event, request, ("active", "closed", "archived")):
         return False
+    return _end_date_matches(event, request, exclusive)
+
+
+def _start_and_volume_match(market: dict, request: RecordedRequest) -> bool:
+    latest_start, min_volume = request.param("start_date_max"), request.param("volume_num_min")
+    if latest_start is not None:
+        start = _parse_time(market.get("startDate"))
+        if start is None or start > _parse_time(latest_start):
+            return False
+    if min_volume is not None and not float(market.get("volumeNum") or market.get("volume") or 0) >= float(min_volume):
+        return False
+    return True
+
+
+def _end_date_matches(event: dict, request: RecordedRequest, exclusive: bool) -> bool:
     low, high = request.param("end_date_min"), request.param("end_date_max")
     if low is None and high is None:
         return True

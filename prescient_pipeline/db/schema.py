@@ -168,13 +168,48 @@ market_snapshots = Table(
     postgresql_partition_by="RANGE (ts)",
 )
 
-# Every full refresh: when, and how many markets it listed.
+# Every full refresh: when, and how many markets it listed. `source` 'gamma' is a live refresh;
+# 'history' is a time of an imported observation grid (services/market_history.py), so readers
+# find "the observation grid at or before T" in one place.
 market_refreshes = Table(
     "market_refreshes",
     metadata,
     Column("ts", TS, primary_key=True),
+    Column("source", Text, primary_key=True, server_default=text("'gamma'")),
     Column("markets", Integer, nullable=False),
     Column("events", Integer),
+    CheckConstraint("source IN ('gamma', 'history')", name="ck_market_refreshes_source"),
+)
+
+# How each market resolved, as Gamma states it once closed: what a backtest settles at, never
+# before `closed_time`. `resolved` only for closed with final prices 1/0, 0/1 or 0.5/0.5.
+market_resolutions = Table(
+    "market_resolutions",
+    metadata,
+    Column("market_id", Text, primary_key=True),
+    Column("closed_time", TS),
+    Column("outcome_prices", JSONB),
+    Column("uma_resolution_status", Text),
+    Column("resolved", Boolean, nullable=False),
+    Column("winner", Text),
+    Column("fetched_at", TS, nullable=False),
+    CheckConstraint("winner IN ('YES', 'NO', 'SPLIT')", name="ck_market_resolutions_winner"),
+)
+
+# One row per imported day of market history. `completed_at` is set once the whole day was in
+# the past when imported; a day imported while under way (today) is imported again next time.
+history_imports = Table(
+    "history_imports",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("fidelity", Integer, nullable=False),  # minutes between grid times
+    Column("min_volume", MONEY),
+    Column("markets", Integer, nullable=False),
+    Column("points", Integer, nullable=False),
+    Column("through", TS, nullable=False),  # the last grid time the import could see
+    Column("completed_at", TS),
+    Column("imported_at", TS, nullable=False, server_default=text("now()")),
+    CheckConstraint("fidelity >= 1", name="ck_history_imports_fidelity"),
 )
 
 # When Gamma last answered about each held market, and since when neither Gamma nor the CLOB

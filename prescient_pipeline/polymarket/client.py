@@ -68,6 +68,13 @@ MAX_CLOCK_SKEW = timedelta(minutes=5)
 # Sent by the offline simulator (never by Polymarket): its Date is a simulated clock, used as is.
 SIMULATOR_HEADER = "X-Prescient-Simulator"
 
+# Markets listed for a history window. Gamma has no closed-time filter, so closed markets are
+# asked by end date: a market that closed in the window ends after its start, or ended shortly
+# before it and closed late (UMA disputes take days; some markets stay open weeks past their end).
+HISTORY_CLOSED_GRACE = timedelta(days=31)
+# POST /batch-prices-history takes at most 20 token ids (docs.polymarket.com, get-batch-prices-history).
+PRICE_HISTORY_BATCH = 20
+
 
 class PolymarketError(RuntimeError):
     """A Polymarket request that failed; str() is one line: what, where, status, body snippet."""
@@ -94,6 +101,17 @@ class EventsFetch:
 
 # Book levels kept per side: enough for any paper order, small enough to store every observation.
 BOOK_DEPTH = 20
+
+
+@dataclass
+class MarketsFetch:
+    """Gamma markets (each with its parent event as `events[0]`), deduplicated by id and by
+    condition id; `duplicates` counts the repeats dropped."""
+
+    markets: list[dict]
+    pages: int
+    duplicates: int
+    observed_at: datetime
 
 
 @dataclass
@@ -189,6 +207,8 @@ class PolymarketClient:
             allowed_methods=frozenset({"GET", "POST"}),
             raise_on_status=False,
         )
+        # Whether the CLOB has POST /batch-prices-history; learnt from the first answer.
+        self._batch_price_history = True
         adapter = HTTPAdapter(max_retries=retry)
         self._session = requests.Session()
         self._session.mount("http://", adapter)
@@ -328,6 +348,89 @@ class PolymarketClient:
             if isinstance(market, dict):
                 by_id.setdefault(str(market.get("id")), market)
 
+    def fetch_markets_open_between(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        min_volume: float | None = None,
+        closed_grace: timedelta = HISTORY_CLOSED_GRACE,
+        on_page: Callable[[int, int], None] | None = None,
+    ) -> MarketsFetch:
+        """Every market that may have been open at some time in [start, end), closed or not.
+
+        Two listings of GET /markets: closed=true with end_date_min = start - closed_grace, and
+        the open ones (active, not closed, not archived); both with start_date_max = end and,
+        given `min_volume`, volume_num_min. Gamma ignores filters it does not know, so the bounds
+        only narrow the listing: the caller decides from each market's startDate and closedTime
+        whether it was open. Each listing pages to an empty page and is sliced by end date when
+        it runs past the offset cap.
+        """
+        found = _ListingFound(on_page)
+        common: dict[str, Any] = {"order": "id", "ascending": "true", "start_date_max": _iso(end)}
+        if min_volume is not None:
+            common["volume_num_min"] = f"{min_volume:f}".rstrip("0").rstrip(".")  # never 1e+06
+        self._page_markets_sliced(found, {**common, "closed": "true"}, start - closed_grace)
+        self._page_markets_sliced(found, {**common, "active": "true", "closed": "false", "archived": "false"}, None)
+        return MarketsFetch(
+            markets=list(found.by_id.values()),
+            pages=found.pages,
+            duplicates=found.duplicates,
+            observed_at=self.observed_at or datetime.now(timezone.utc),
+        )
+
+    def _page_markets_sliced(self, found: "_ListingFound", query: dict, lowest_end: datetime | None) -> None:
+        """One /markets listing, re-listed in end-date windows (halved while they overflow) when
+        it runs past the offset cap. Markets without an end date are only in the unsliced pages."""
+        complete, end_dates = self._page_markets(found, query, lowest_end, None)
+        if complete:
+            return
+        low = lowest_end or SLICE_START
+        windows: list[tuple[datetime | None, datetime | None]] = [
+            (SLICE_END, None), *_split_window(low, SLICE_END, end_dates)]
+        if lowest_end is None:
+            windows.append((None, SLICE_START))
+        while windows:
+            window_start, window_end = windows.pop()
+            complete, seen_dates = self._page_markets(found, query, window_start, window_end)
+            if complete:
+                continue
+            if window_start is None or window_end is None or window_end - window_start <= timedelta(seconds=1):
+                log.warning("more than %d markets end between %s and %s; some may be missing", self.offset_cap,
+                            _iso(window_start) if window_start else "the beginning",
+                            _iso(window_end) if window_end else "the end")
+                continue
+            windows += _split_window(window_start, window_end, seen_dates)
+
+    def _page_markets(
+        self, found: "_ListingFound", query: dict, start: datetime | None, end: datetime | None
+    ) -> tuple[bool, list[datetime]]:
+        """Page one /markets listing to an empty page: (paged out, end dates seen)."""
+        query = {**query, "limit": self.page_size}
+        if start is not None:
+            query["end_date_min"] = _iso(start - BOUND_PADDING)
+        if end is not None:
+            query["end_date_max"] = _iso(end + BOUND_PADDING)
+        end_dates: list[datetime] = []
+        offset = 0
+        while True:
+            page = self._get_list("gamma", "/markets", {**query, "offset": offset})
+            found.pages += 1
+            for market in page:
+                if not isinstance(market, dict):
+                    raise _shape_error("gamma", "GET", "/markets", "market objects", market)
+                found.add(market)
+                end_date = _parse_time(market.get("endDate"))
+                if end_date is not None:
+                    end_dates.append(end_date)
+            if found.on_page is not None:
+                found.on_page(found.pages, len(found.by_id))
+            if not page:
+                return True, end_dates
+            offset += len(page)
+            if offset > self.offset_cap:
+                return False, end_dates
+
     # --- CLOB --------------------------------------------------------------------------------
 
     def _post_token_batches(self, path: str, token_ids: Sequence[str], chunk_size: int, shape: type,
@@ -425,6 +528,10 @@ class PolymarketClient:
         if not isinstance(history, list):
             expected = 'an object with a "history" array'
             raise _shape_error("clob", "GET", "/prices-history", expected, payload)
+        return self._history_points(token_id, history)
+
+    def _history_points(self, token_id: str, history: list) -> list[tuple[int, float]]:
+        """The readable points of one token's history, oldest first; bad ones counted, left out."""
         points = []
         unusable: dict[str, InvalidValue] = {}
         for point in history:
@@ -440,6 +547,47 @@ class PolymarketClient:
                 points.append((int(t), p))
         self._count_unusable("history_point", unusable)
         return sorted(points)
+
+    def fetch_price_histories(
+        self,
+        token_ids: Sequence[str],
+        *,
+        start_ts: int,
+        end_ts: int,
+        fidelity: int,
+        chunk_size: int = PRICE_HISTORY_BATCH,
+    ) -> dict[str, list[tuple[int, float]]]:
+        """(unix seconds, price) points per token, oldest first, in [start_ts, end_ts].
+
+        POST /batch-prices-history, one request per chunk of tokens; a server without it (404 or
+        405) gets one GET /prices-history per token from then on. A token the answer leaves out
+        has no points. Points are validated as fetch_price_history's are.
+        """
+        tokens = list(dict.fromkeys(str(t) for t in token_ids))
+        histories: dict[str, list[tuple[int, float]]] = {}
+        if self._batch_price_history:
+            for chunk in _chunks(tokens, chunk_size):
+                body = {"markets": chunk, "start_ts": int(start_ts), "end_ts": int(end_ts), "fidelity": int(fidelity)}
+                try:
+                    payload = self._request("clob", "POST", "/batch-prices-history", body=body)
+                except PolymarketError as exc:
+                    if exc.status in (404, 405):
+                        log.info("no POST /batch-prices-history here (HTTP %s); asking token by token", exc.status)
+                        self._batch_price_history = False
+                        break
+                    raise
+                history = payload.get("history") if isinstance(payload, dict) else None
+                if not isinstance(history, dict):
+                    expected = 'an object with a "history" object of token ids'
+                    raise _shape_error("clob", "POST", "/batch-prices-history", expected, payload)
+                for token in chunk:
+                    points = history.get(token)
+                    histories[token] = self._history_points(token, points if isinstance(points, list) else [])
+        for token in tokens:
+            if token not in histories:
+                histories[token] = self.fetch_price_history(token, start_ts=int(start_ts), end_ts=int(end_ts),
+                                                            fidelity=int(fidelity))
+        return histories
 
     # --- reachability ------------------------------------------------------------------------
 
@@ -531,6 +679,27 @@ class _EventsFound:
         self.by_id: dict[str, dict] = {}
         self.pages = 0
         self.duplicates = 0
+
+
+class _ListingFound:
+    """What one market listing has gathered so far, deduplicated by id and by condition id."""
+
+    def __init__(self, on_page: Callable[[int, int], None] | None):
+        self.on_page = on_page
+        self.by_id: dict[str, dict] = {}
+        self.conditions: set[str] = set()
+        self.pages = 0
+        self.duplicates = 0
+
+    def add(self, market: dict) -> None:
+        market_id = str(market.get("id"))
+        condition = market.get("conditionId")
+        if market_id in self.by_id or (condition and condition in self.conditions):
+            self.duplicates += 1
+            return
+        self.by_id[market_id] = market
+        if condition:
+            self.conditions.add(condition)
 
 
 def _split_window(

@@ -80,7 +80,7 @@ def _snapshots_of_updates_sql(source_rows: str, given: Sequence[str]) -> str:
 
 def last_refresh(conn) -> tuple[datetime | None, int | None]:
     """Time and market count of the latest full refresh."""
-    row = conn.execute(text("SELECT ts, markets FROM market_refreshes ORDER BY ts DESC LIMIT 1")).first()
+    row = conn.execute(text("SELECT ts, markets FROM market_refreshes WHERE source = 'gamma' ORDER BY ts DESC LIMIT 1")).first()
     return (row[0], row[1]) if row else (None, None)
 
 
@@ -210,7 +210,7 @@ def universe_as_of(engine: Engine, as_of: datetime) -> pd.DataFrame:
     """One row per market, as the strategies' market frame expects (see domain.market_frame)."""
     with engine.connect() as conn:
         # Bound first, so the planner prunes the history to the partitions between the two.
-        refreshed = conn.execute(text("SELECT max(ts) FROM market_refreshes WHERE ts <= :as_of"),
+        refreshed = conn.execute(text("SELECT max(ts) FROM market_refreshes WHERE source = 'gamma' AND ts <= :as_of"),
                                  {"as_of": as_of}).scalar()
         frame = pd.read_sql_query(text(_UNIVERSE_SQL), conn,
                                   params={"as_of": as_of, "refreshed": refreshed or as_of})

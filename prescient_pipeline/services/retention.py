@@ -19,7 +19,7 @@ from ..db.history_partitions import existing_days, partition_name
 DEFAULT_KEEP_DAYS = 90
 
 # What a day keeps of the refreshes: the one its cycle time reads.
-_KEPT_REFRESH = "SELECT max(ts) FROM market_refreshes WHERE ts <= :cycle_time"
+_KEPT_REFRESH = "SELECT max(ts) FROM market_refreshes WHERE source = 'gamma' AND ts <= :cycle_time"
 
 _PRUNABLE = """
 FROM {partition} s
@@ -27,7 +27,8 @@ WHERE s.source <> 'history'
   AND NOT (s.ts = ANY(:kept))
   AND NOT EXISTS (SELECT 1 FROM portfolio_positions p WHERE p.market_id = s.market_id)
 """
-_PRUNABLE_REFRESHES = "FROM market_refreshes WHERE ts >= :start AND ts < :end AND NOT (ts = ANY(:kept))"
+_PRUNABLE_REFRESHES = ("FROM market_refreshes WHERE source <> 'history' AND ts >= :start AND ts < :end "
+                       "AND NOT (ts = ANY(:kept))")
 
 
 @dataclass
