@@ -129,7 +129,21 @@ def _report(args) -> Output:
     rows = _reports().report(engine, pid)
     flagged = flagged_positions(engine, pid)
     text = _report_table(rows) + "".join(f"\nflagged: {describe_flag(f)}" for f in flagged)
-    return Output({"portfolios": rows, "flagged_positions": flagged}, text)
+    metrics = {r["portfolio_id"]: _reports().backtest_metrics(engine, r["portfolio_id"]) for r in rows}
+    if pid is not None:
+        text += "\n" + _metrics_text(metrics[pid])
+    return Output({"portfolios": rows, "flagged_positions": flagged, "backtest_metrics": metrics}, text)
+
+
+def _metrics_text(m: dict) -> str:
+    def show(value, fmt):
+        return "n/a" if value is None else format(value, fmt)
+
+    return (f"entries settled {m['settled_entries']}, Brier score {show(m['brier_score'], '.4f')}; "
+            f"return per capital-day {show(m['return_per_capital_day'], '.4%')} over {m['capital_days']:.1f} "
+            f"capital-days; fees {m['fees_paid']:.2f} + slippage {m['slippage_paid']:.2f} vs the mid "
+            f"({show(m['execution_cost_bps'], '.1f')} bps of {m['traded_notional']:.2f} traded); "
+            f"fills from a book {m['fills_from_book']}, from history only {m['fills_from_history']}")
 
 
 def _trades(args) -> Output:

@@ -87,3 +87,52 @@ def unbalanced_portfolios(engine: Engine) -> list[str]:
                                     f"{actual} != {expected} (difference {actual - expected})")
     return problems
 
+
+
+# Settled positions: the price paid per share (the forecast) and the payout per share (the outcome).
+_SETTLED_ENTRIES_SQL = """
+SELECT pos.avg_price AS forecast, t.price AS outcome
+FROM trades t JOIN portfolio_positions pos ON pos.position_id = t.position_id
+WHERE t.portfolio_id = :pid AND t.action = 'settle'
+ORDER BY t.executed_at, t.trade_id
+"""
+# Each position's capital: what its buy cost (fee included), held from open to close.
+_HOLDINGS_SQL = """
+SELECT coalesce(b.cost, pos.cost_basis) AS cost, pos.opened_at, pos.closed_at,
+       pos.realized_pnl + CASE WHEN pos.status = 'open' THEN pos.unrealized_pnl ELSE 0 END AS pnl
+FROM portfolio_positions pos
+LEFT JOIN (SELECT position_id, sum(amount) AS cost FROM trades WHERE action = 'buy' GROUP BY position_id) b
+       ON b.position_id = pos.position_id
+WHERE pos.portfolio_id = :pid
+"""
+_FILLS_SQL = """
+SELECT amount, fee, slippage, evidence FROM trades
+WHERE portfolio_id = :pid AND action IN ('buy', 'sell')
+"""
+# The ledger's latest time: open positions count as held until then (for a backtest, the end of
+# the last replayed day, not the wall clock).
+_LEDGER_TIME_SQL = """
+SELECT greatest(
+    (SELECT max(last_marked_at) FROM portfolio_positions WHERE portfolio_id = :pid),
+    (SELECT max(executed_at) FROM trades WHERE portfolio_id = :pid),
+    (SELECT max("timestamp") FROM portfolio_history WHERE portfolio_id = :pid))
+"""
+
+
+def backtest_metrics(engine: Engine, portfolio_id: int) -> dict:
+    """Brier score and calibration of the entries, return per capital-day, fees and slippage
+    against the mid, and the book/history evidence mix of the fills (domain/backtest_metrics.py).
+    For any portfolio, live or backtest."""
+    from datetime import datetime, timezone
+
+    from ..domain import backtest_metrics as bm
+
+    params = {"pid": portfolio_id}
+    with engine.connect() as conn:
+        entries = [bm.Entry(float(r.forecast), float(r.outcome)) for r in conn.execute(text(_SETTLED_ENTRIES_SQL), params)]
+        holdings = [bm.Holding(float(r.cost), r.opened_at, r.closed_at, float(r.pnl))
+                    for r in conn.execute(text(_HOLDINGS_SQL), params)]
+        fills = [bm.Fill(float(r.amount), float(r.fee), None if r.slippage is None else float(r.slippage), r.evidence)
+                 for r in conn.execute(text(_FILLS_SQL), params)]
+        held_until = conn.execute(text(_LEDGER_TIME_SQL), params).scalar() or datetime.now(timezone.utc)
+    return bm.backtest_metrics(entries, holdings, fills, held_until)
