@@ -127,6 +127,11 @@ def execution_request(cycle_date: str, portfolio_ids: list[int], run_key: str | 
     )
 
 
+def _is_backtest(record) -> bool:
+    mode = record.asset_materialization.metadata.get("mode") if record.asset_materialization else None
+    return mode is not None and mode.value == "backtest"
+
+
 @dg.sensor(
     name="execute_signals_sensor",
     job=execute_signals_job,
@@ -142,6 +147,8 @@ def execute_signals_sensor(context: dg.SensorEvaluationContext, database: Databa
     for record in result.records:
         if not record.partition_key:
             continue
+        if _is_backtest(record):
+            continue  # a replayed day filled its signals itself: live execution never touches them
         keys = signals_partitions.get_partition_key_from_str(record.partition_key).keys_by_dimension
         found.append((record, int(keys["portfolio"]), date.fromisoformat(keys["date"])))
     # Materializations whose signals were already executed (by `prescient cycle` or the demo,

@@ -7,7 +7,7 @@ universe once for all of them. Portfolios with their own `cycle_cron` are reques
 """
 
 import logging
-from datetime import date, datetime, timezone
+from datetime import date, datetime, time, timedelta, timezone
 
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
@@ -16,7 +16,8 @@ from dagster._utils.schedules import cron_string_iterator  # Dagster's own cron 
 
 from ..config import settings
 from ..db.engine import get_engine
-from ..services.portfolio_keys import active_portfolios, first_ledger_day
+from ..services import lookahead
+from ..services.portfolio_keys import active_portfolios, backtest_portfolio_ids, first_ledger_day
 from ..services.portfolios import get_portfolio
 from ..services.signals import as_of_for, generate_signals, universe_for
 from .market_data import MARKETS, refresh_markets_job
@@ -25,6 +26,8 @@ from .resources import Database
 
 SIGNALS = dg.AssetKey("portfolio_signals")
 EVERY_PORTFOLIO_SIGNALLED = "every_portfolio_signalled"
+NO_LOOKAHEAD_FILLS = "backtest_fills_use_no_later_observation"
+NO_EARLY_SETTLEMENTS = "backtest_settles_at_or_after_resolution"
 CYCLE_TAG = "prescient/cycle_date"
 
 def partitions_start() -> str:
@@ -63,33 +66,99 @@ def signals_partition_key(day: date | str, portfolio_id: int | str) -> dg.MultiP
     # A day's portfolios (or a backfill's range) run together: one run reads each day's universe
     # once and shares it, instead of one run and one universe read per portfolio.
     backfill_policy=dg.BackfillPolicy.single_run(),
-    check_specs=[dg.AssetCheckSpec(EVERY_PORTFOLIO_SIGNALLED, asset=SIGNALS)],
+    check_specs=[
+        dg.AssetCheckSpec(EVERY_PORTFOLIO_SIGNALLED, asset=SIGNALS),
+        # Blocking: a look-ahead makes a backtest's numbers meaningless, so the run fails loudly
+        # (and nothing downstream, such as a report, is built on them) rather than warn.
+        dg.AssetCheckSpec(NO_LOOKAHEAD_FILLS, asset=SIGNALS, blocking=True,
+                          description="Backtest partitions: no fill used an observation later than its "
+                          "signal's as-of time."),
+        dg.AssetCheckSpec(NO_EARLY_SETTLEMENTS, asset=SIGNALS, blocking=True,
+                          description="Backtest partitions: no settlement before the market's recorded "
+                          "resolution time (market_resolutions.closed_time)."),
+    ],
     description="A portfolio's trading signals for a day (table `trading_signals`), from market "
-    "state as of that day's cycle time.",
+    "state as of that day's cycle time. For a backtest portfolio, the day replayed: signals, fills, "
+    "exits and settlements from the imported history, earlier unreplayed days first.",
 )
 def portfolio_signals(context: dg.AssetExecutionContext, database: Database):
     engine = database.engine()
     daily_cycle = CYCLE_TAG in context.run.tags
     failed = {}
-    for cycle_date, portfolio_ids in _by_day(context.partition_keys).items():
-        as_of = as_of_for(cycle_date)
-        universe = universe_for(engine, as_of)
-        context.log.info(f"{cycle_date}: {len(universe)} markets as of {as_of.isoformat()}, "
-                         f"shared by {len(portfolio_ids)} portfolios")
+    by_day = _by_day(context.partition_keys)
+    backtests = backtest_portfolio_ids(engine, {pid for ids in by_day.values() for pid in ids})
+    for cycle_date, portfolio_ids in by_day.items():
+        live = [pid for pid in portfolio_ids if pid not in backtests]
+        universe = None
         for portfolio_id in portfolio_ids:
             key = signals_partition_key(cycle_date, portfolio_id)
             try:
-                metadata = _signal_metadata(context, engine, portfolio_id, cycle_date, as_of, universe, daily_cycle)
+                if portfolio_id in backtests:
+                    metadata = _replay_metadata(context, engine, portfolio_id, cycle_date)
+                else:
+                    if universe is None:
+                        as_of = as_of_for(cycle_date)
+                        universe = universe_for(engine, as_of)
+                        context.log.info(f"{cycle_date}: {len(universe)} markets as of {as_of.isoformat()}, "
+                                         f"shared by {len(live)} portfolios")
+                    metadata = _signal_metadata(context, engine, portfolio_id, cycle_date, as_of, universe, daily_cycle)
             except Exception as exc:  # one portfolio's failure must not hold back the others
                 context.log.exception(f"portfolio {portfolio_id} on {cycle_date}: {exc}")
                 failed[str(key)] = f"{type(exc).__name__}: {exc}"
                 metadata = {"portfolio_id": dg.MetadataValue.int(portfolio_id),
                             "signals": dg.MetadataValue.int(0), "error": dg.MetadataValue.text(failed[str(key)])}
             context.add_asset_metadata(metadata, partition_key=str(key))
-    return dg.MaterializeResult(check_results=[dg.AssetCheckResult(
-        check_name=EVERY_PORTFOLIO_SIGNALLED, passed=not failed,
-        metadata={"failed": dg.MetadataValue.json(failed), "partitions": dg.MetadataValue.int(len(context.partition_keys))},
-    )])
+    return dg.MaterializeResult(check_results=[
+        dg.AssetCheckResult(
+            check_name=EVERY_PORTFOLIO_SIGNALLED, passed=not failed,
+            metadata={"failed": dg.MetadataValue.json(failed),
+                      "partitions": dg.MetadataValue.int(len(context.partition_keys))}),
+        *_lookahead_checks(engine, sorted(backtests), max(by_day) if by_day else None),
+    ])
+
+
+def _replay_metadata(context, engine, portfolio_id: int, day: date) -> dict:
+    """Bring a backtest portfolio's ledger to the end of `day` (earlier unreplayed days first, in
+    order; a replayed day is not redone) and report the day as numbers the UI plots per partition."""
+    from ..services.backtest import replay_through, replayed_day
+
+    replayed = replay_through(engine, portfolio_id, day)
+    if replayed:
+        context.log.info(f"backtest portfolio {portfolio_id}: replayed {', '.join(str(r.day) for r in replayed)}")
+    result = next((r for r in replayed if r.day == day), None) or replayed_day(engine, portfolio_id, day)
+    metadata = {
+        "portfolio_id": dg.MetadataValue.int(portfolio_id),
+        "mode": dg.MetadataValue.text("backtest"),
+        "days_replayed_now": dg.MetadataValue.int(len(replayed)),
+    }
+    if result is None:
+        return {**metadata, "skipped": dg.MetadataValue.text(f"{day} is outside the backtest's window")}
+    return {
+        **metadata,
+        "total_value": dg.MetadataValue.float(float(result.total_value)),
+        "pnl": dg.MetadataValue.float(float(result.pnl)),
+        "fills": dg.MetadataValue.int(int(result.fills)),
+        "fees": dg.MetadataValue.float(float(result.fees)),
+        "settlements": dg.MetadataValue.int(int(result.settlements)),
+        "exits": dg.MetadataValue.int(int(result.exits)),
+    }
+
+
+def _lookahead_checks(engine, backtest_ids: list[int], last_day: date | None) -> list[dg.AssetCheckResult]:
+    """The two no-look-ahead checks over every trade of the run's backtest portfolios up to the
+    end of its last day (a live-only run has nothing to check and passes)."""
+    until = datetime.combine(last_day + timedelta(days=1), time(), timezone.utc) if last_day else None
+    late = lookahead.fills_after_their_observations(engine, backtest_ids, until) if until else []
+    early = lookahead.settlements_before_resolution(engine, backtest_ids, until) if until else []
+    checked = {"backtest_portfolios": dg.MetadataValue.json(backtest_ids)}
+    return [
+        dg.AssetCheckResult(check_name=NO_LOOKAHEAD_FILLS, passed=not late,
+                            metadata={**checked, "violations": dg.MetadataValue.int(len(late)),
+                                      "fills": dg.MetadataValue.json(late[:50])}),
+        dg.AssetCheckResult(check_name=NO_EARLY_SETTLEMENTS, passed=not early,
+                            metadata={**checked, "violations": dg.MetadataValue.int(len(early)),
+                                      "settlements": dg.MetadataValue.json(early[:50])}),
+    ]
 
 
 def _by_day(partition_keys) -> dict[date, list[int]]:

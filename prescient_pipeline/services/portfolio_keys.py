@@ -39,3 +39,13 @@ def first_ledger_day(engine: Engine) -> date | None:
                 (SELECT min(snapshot_date) FROM portfolio_history))
             """
         )).scalar()
+
+
+def backtest_portfolio_ids(engine: Engine, portfolio_ids) -> set[int]:
+    """Which of these portfolios are backtests (their partitions replay history, not trade live)."""
+    ids = sorted({int(pid) for pid in portfolio_ids})
+    if not ids:
+        return set()
+    with engine.connect() as conn:
+        return set(conn.execute(select(portfolios.c.portfolio_id).where(
+            portfolios.c.portfolio_id.in_(ids), portfolios.c.mode == "backtest")).scalars())

@@ -1,0 +1,213 @@
+"""What-if copies of a portfolio: `prescient backtest fork ID --at DATE`.
+
+A fork is a new backtest portfolio holding what the source held at the end of DATE (UTC) -
+cash, open positions, trades and daily history up to then - with the source's config merged with
+the changes, replayed from the day after DATE to the last imported history day. The market data
+is shared: forks read the same imported history and import nothing.
+
+Reconstructed from the source's ledger, for a live portfolio as for a backtest:
+- trades executed before the end of DATE, as they were (copies: the fork has its own ids; the
+  signals they came from are not copied, so `signal_id` is empty);
+- each position opened before then, as it stood then: a position closed later is open again
+  with the shares and cost basis left after the sales booked before the end of DATE;
+- cash = initial balance + transfers logged before the end of DATE + the copied trades' cash
+  flows; realized P&L, fees and counters from the copied trades;
+- `portfolio_history` rows dated up to DATE.
+Not reconstructable: the marks the source showed at that moment (open positions are marked at
+the last stored observation of their side at or before the end of DATE, else at their entry
+price), liquidation values at the bid, and signals still pending then (they are not carried
+over; the replay generates the fork's own from the next day on).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Engine, func, select, text
+
+from ..db.schema import portfolio_history, portfolio_positions, portfolios, trades
+from ..domain.accounting import to_money
+from ..errors import InputError
+from .portfolios import get_portfolio, parse_config, parse_name
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class Fork:
+    portfolio_id: int
+    source_id: int
+    at: date
+    replay_from: date
+    replay_to: date
+    cash: Decimal
+    open_positions: int
+    trades_copied: int
+    history_copied: int
+
+
+def parse_day(value: Any, field: str) -> date:
+    try:
+        return date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise InputError(f"{field} must be a date YYYY-MM-DD, got {value!r}") from None
+
+
+def last_history_day(engine: Engine) -> date | None:
+    """The last day with imported market history (a backtest can replay up to it)."""
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT max(day) FROM history_imports")).scalar()
+
+
+def fork_portfolio(engine: Engine, source_id: int, at: date, config_changes: Any = None,
+                   name: str | None = None) -> Fork:
+    """Write the fork (one transaction: on bad input nothing is written) and return it, not yet
+    replayed (`replay_fork` brings it to the last history day)."""
+    from ..domain.strategies.registry import get_strategy
+
+    changes = parse_config(config_changes)
+    end = datetime.combine(at + timedelta(days=1), time(), timezone.utc)
+    last = last_history_day(engine)
+    if last is None:
+        raise InputError("no market history imported: run `prescient history import` first")
+    if at >= last:
+        raise InputError(f"--at {at} leaves nothing to replay: the imported history ends on {last}")
+    with engine.begin() as conn:
+        source = get_portfolio(conn, source_id)
+        first_day = _first_day(conn, source)
+        if at < first_day - timedelta(days=1):
+            raise InputError(f"portfolio {source_id} did not exist at the end of {at} (its first day is {first_day})")
+        if source.get("mode") == "backtest":
+            replayed = _last_replayed_day(conn, source_id)
+            if replayed is None or at > replayed:
+                raise InputError(f"backtest portfolio {source_id} has replayed only through {replayed}: "
+                                 f"--at must not be later")
+        config = {**(source["strategy_config"] or {}), **changes}
+        get_strategy(source["strategy_type"]).validate_config(config)
+        fork_name = parse_name(name) if name is not None else f"{source['name']} fork at {at}"
+        if conn.execute(select(portfolios.c.portfolio_id).where(portfolios.c.name == fork_name)).first():
+            raise InputError(f"a portfolio named {fork_name!r} already exists")
+
+        transfers = to_money(conn.execute(text(
+            "SELECT coalesce(sum(CASE WHEN to_portfolio_id = :pid THEN amount ELSE -amount END), 0) "
+            "FROM portfolio_rebalancing_log WHERE (to_portfolio_id = :pid OR from_portfolio_id = :pid) "
+            "AND \"timestamp\" < :end"), {"pid": source_id, "end": end}).scalar())
+        copied = [dict(r._mapping) for r in conn.execute(
+            select(trades).where(trades.c.portfolio_id == source_id, trades.c.executed_at < end)
+            .order_by(trades.c.executed_at, trades.c.trade_id))]
+        positions = [dict(r._mapping) for r in conn.execute(
+            select(portfolio_positions).where(portfolio_positions.c.portfolio_id == source_id,
+                                              portfolio_positions.c.opened_at < end)
+            .order_by(portfolio_positions.c.position_id))]
+
+        cash = to_money(source["initial_balance"] + transfers + sum((t["cash_delta"] for t in copied), ZERO))
+        if cash < 0:
+            raise InputError(f"portfolio {source_id}'s trades up to {at} do not leave a cash balance")
+        fork_id = conn.execute(portfolios.insert().values(
+            name=fork_name, description=f"fork of portfolio {source_id} at the end of {at}",
+            strategy_type=source["strategy_type"], strategy_config=config,
+            initial_balance=source["initial_balance"], current_balance=cash, net_transfers=transfers,
+            max_position_size=source["max_position_size"], max_total_exposure=source["max_total_exposure"],
+            max_positions=source["max_positions"], mode="backtest",
+            backtest_from=at + timedelta(days=1), backtest_to=last,
+        ).returning(portfolios.c.portfolio_id)).scalar_one()
+
+        by_position: dict[int, list[dict]] = {}
+        for t in copied:
+            by_position.setdefault(t["position_id"], []).append(t)
+        new_position = {}
+        open_count, wins, closed = 0, 0, 0
+        for p in positions:
+            row = _position_at(conn, p, by_position.get(p["position_id"], []), end)
+            row.update(portfolio_id=fork_id, signal_id=None)
+            row.pop("position_id")
+            new_position[p["position_id"]] = conn.execute(
+                portfolio_positions.insert().values(**row).returning(portfolio_positions.c.position_id)).scalar_one()
+            if row["status"] == "open":
+                open_count += 1
+            else:
+                closed += 1
+                wins += 1 if row["realized_pnl"] > 0 else 0
+        if copied:
+            conn.execute(trades.insert(), [{
+                **{k: v for k, v in t.items() if k != "trade_id"}, "portfolio_id": fork_id, "signal_id": None,
+                "position_id": new_position.get(t["position_id"]),
+            } for t in copied])
+        history = [dict(r._mapping) for r in conn.execute(
+            select(portfolio_history).where(portfolio_history.c.portfolio_id == source_id,
+                                            portfolio_history.c.snapshot_date <= at))]
+        if history:
+            conn.execute(portfolio_history.insert(), [
+                {**{k: v for k, v in h.items() if k != "history_id"}, "portfolio_id": fork_id} for h in history])
+        conn.execute(portfolios.update().where(portfolios.c.portfolio_id == fork_id).values(
+            realized_pnl=sum((t["realized_pnl"] or ZERO for t in copied), ZERO),
+            total_fees=sum((t["fee"] for t in copied), ZERO),
+            trade_count=len(copied),
+            total_trades_executed=sum(1 for t in copied if t["action"] == "buy"),
+            total_winning_trades=wins, total_losing_trades=closed - wins,
+            last_trade_at=max((t["executed_at"] for t in copied), default=None),
+            last_updated=func.now(),
+        ))
+    return Fork(fork_id, source_id, at, at + timedelta(days=1), last, cash, open_count, len(copied), len(history))
+
+
+def _first_day(conn, source: dict) -> date:
+    created = source["created_at"].astimezone(timezone.utc).date()
+    earliest = conn.execute(text(
+        "SELECT least((SELECT min(snapshot_date) FROM portfolio_history WHERE portfolio_id = :pid), "
+        "(SELECT min((executed_at AT TIME ZONE 'UTC')::date) FROM trades WHERE portfolio_id = :pid))"),
+        {"pid": source["portfolio_id"]}).scalar()
+    days = [created, earliest]
+    if source.get("backtest_from"):
+        days.append(source["backtest_from"])
+    return min(d for d in days if d is not None)
+
+
+def _last_replayed_day(conn, portfolio_id: int) -> date | None:
+    return conn.execute(text(
+        "SELECT max(day) FROM backtest_days WHERE portfolio_id = :pid AND replayed_at IS NOT NULL"),
+        {"pid": portfolio_id}).scalar()
+
+
+def _position_at(conn, position: dict, booked: list[dict], end: datetime) -> dict:
+    """A position as it stood at `end`, from its trades booked before then."""
+    row = dict(position)
+    if position["closed_at"] is not None and position["closed_at"] < end:
+        return row  # closed by then: exactly as it is
+    buys = [t for t in booked if t["action"] == "buy"]
+    sales = [t for t in booked if t["action"] != "buy"]
+    bought_shares = sum((t["shares"] for t in buys), ZERO) or position["shares"]
+    bought_cost = sum((t["amount"] for t in buys), ZERO) or position["cost_basis"]
+    # A sale takes away the cost basis of its shares: its proceeds minus its realized P&L.
+    shares = bought_shares - sum((t["shares"] for t in sales), ZERO)
+    cost = to_money(bought_cost - sum((t["cash_delta"] - (t["realized_pnl"] or ZERO) for t in sales), ZERO))
+    price, marked_at = _last_observed_price(conn, position["market_id"], position["side"], end)
+    if price is None:
+        price, marked_at = position["entry_mark"] or position["avg_price"], position["opened_at"]
+    value = to_money(shares * price)
+    row.update(
+        shares=shares, cost_basis=cost, current_price=price, market_value=value, liquidation_value=None,
+        unrealized_pnl=value - cost, realized_pnl=sum((t["realized_pnl"] or ZERO for t in sales), ZERO),
+        exit_price=None, exit_fee=sum((t["fee"] for t in sales), ZERO),
+        proceeds=sum((t["cash_delta"] for t in sales), ZERO) if sales else None,
+        status="open", close_reason=None, settlement_flag=None, closed_at=None, last_marked_at=marked_at,
+    )
+    return row
+
+
+def _last_observed_price(conn, market_id: str, side: str, end: datetime):
+    column = "yes_price" if side == "YES" else "no_price"
+    row = conn.execute(text(
+        f"SELECT {column} AS price, ts FROM market_snapshots WHERE market_id = :m AND ts < :end "
+        f"AND {column} IS NOT NULL ORDER BY ts DESC LIMIT 1"), {"m": market_id, "end": end}).first()
+    return (row.price, row.ts) if row else (None, None)
+
+
+def replay_fork(engine: Engine, fork: Fork, progress=None) -> list:
+    """Replay the fork from the day after its fork date to the last imported history day."""
+    from .backtest import replay_through
+
+    return replay_through(engine, fork.portfolio_id, fork.replay_to, progress=progress)
