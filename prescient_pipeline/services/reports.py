@@ -68,15 +68,17 @@ LEFT JOIN (SELECT portfolio_id, sum(market_value) AS value, sum(cost_basis) AS c
        ON pos.portfolio_id = p.portfolio_id
 LEFT JOIN (SELECT portfolio_id, sum(cash_delta) AS cash_flow, sum(coalesce(realized_pnl, 0)) AS realized
            FROM trades GROUP BY portfolio_id) t ON t.portfolio_id = p.portfolio_id
+WHERE (CAST(:pid AS integer) IS NULL OR p.portfolio_id = :pid)
 ORDER BY p.portfolio_id
 """
 
 
-def unbalanced_portfolios(engine: Engine) -> list[str]:
-    """One message per portfolio whose books do not balance to the cent (empty when all do)."""
+def unbalanced_portfolios(engine: Engine, portfolio_id: int | None = None) -> list[str]:
+    """One message per portfolio (or for the one given) whose books do not balance to the cent
+    (empty when all do)."""
     problems = []
     with engine.connect() as conn:
-        for r in conn.execute(text(BALANCE_SQL)):
+        for r in conn.execute(text(BALANCE_SQL), {"pid": portfolio_id}):
             for what, actual, expected in (
                 ("total_value vs initial + transfers + realized + unrealized", r.total_value, r.expected_total),
                 ("cash vs initial + transfers + trade cash flows", r.cash, r.cash_from_trades),
