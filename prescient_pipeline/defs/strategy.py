@@ -7,6 +7,7 @@ universe once for all of them. Portfolios with their own `cycle_cron` are reques
 """
 
 import logging
+from types import SimpleNamespace
 from datetime import date, datetime, time, timedelta, timezone
 
 import dagster as dg
@@ -87,6 +88,7 @@ def portfolio_signals(context: dg.AssetExecutionContext, database: Database):
     failed = {}
     by_day = _by_day(context.partition_keys)
     backtests = backtest_portfolio_ids(engine, {pid for ids in by_day.values() for pid in ids})
+    universes: dict = {}  # backtest portfolios replaying the same day share its universe read
     for cycle_date, portfolio_ids in by_day.items():
         live = [pid for pid in portfolio_ids if pid not in backtests]
         universe = None
@@ -94,7 +96,7 @@ def portfolio_signals(context: dg.AssetExecutionContext, database: Database):
             key = signals_partition_key(cycle_date, portfolio_id)
             try:
                 if portfolio_id in backtests:
-                    metadata = _replay_metadata(context, engine, portfolio_id, cycle_date)
+                    metadata = _replay_metadata(context, engine, portfolio_id, cycle_date, universes)
                 else:
                     if universe is None:
                         as_of = as_of_for(cycle_date)
@@ -117,22 +119,30 @@ def portfolio_signals(context: dg.AssetExecutionContext, database: Database):
     ])
 
 
-def _replay_metadata(context, engine, portfolio_id: int, day: date) -> dict:
+def _replay_metadata(context, engine, portfolio_id: int, day: date, universes: dict) -> dict:
     """Bring a backtest portfolio's ledger to the end of `day` (earlier unreplayed days first, in
     order; a replayed day is not redone) and report the day as numbers the UI plots per partition."""
-    from ..services.backtest import replay_through, replayed_day
+    from ..services.backtest import replay_through, replayed_days
 
-    replayed = replay_through(engine, portfolio_id, day)
+    portfolio = get_portfolio(engine, portfolio_id)
+    if not portfolio["backtest_from"] <= day <= portfolio["backtest_to"]:
+        return {"portfolio_id": dg.MetadataValue.int(portfolio_id), "mode": dg.MetadataValue.text("backtest"),
+                "skipped": dg.MetadataValue.text(
+                    f"{day} is outside the backtest's window {portfolio['backtest_from']} .. {portfolio['backtest_to']}")}
+    replayed = replay_through(engine, portfolio_id, day, universes=universes)
     if replayed:
         context.log.info(f"backtest portfolio {portfolio_id}: replayed {', '.join(str(r.day) for r in replayed)}")
-    result = next((r for r in replayed if r.day == day), None) or replayed_day(engine, portfolio_id, day)
+    result = next((r for r in replayed if r.day == day), None)
+    if result is None:  # replayed by an earlier run: its recorded figures
+        result = next((SimpleNamespace(**r) for r in replayed_days(engine, portfolio_id)
+                       if r["day"] == day and r["replayed_at"] is not None), None)
     metadata = {
         "portfolio_id": dg.MetadataValue.int(portfolio_id),
         "mode": dg.MetadataValue.text("backtest"),
         "days_replayed_now": dg.MetadataValue.int(len(replayed)),
     }
     if result is None:
-        return {**metadata, "skipped": dg.MetadataValue.text(f"{day} is outside the backtest's window")}
+        raise RuntimeError(f"portfolio {portfolio_id}: {day} was not replayed")
     return {
         **metadata,
         "total_value": dg.MetadataValue.float(float(result.total_value)),

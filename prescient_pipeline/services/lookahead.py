@@ -2,7 +2,10 @@
 
 - A fill (buy or sale) must be priced from an observation at or before its signal's as-of time
   (a sale without a signal: at or before the fill itself). `trades.observed_at` records the
-  observation a replayed fill used.
+  observation a replayed buy used; a replayed exit is priced at the observation it is booked at
+  (`executed_at`), so one without `observed_at` passes.
+Only trades from the portfolio's first replayed day on are checked (a fork's copied past was
+booked by its source).
 - A settlement must not happen before the market's recorded resolution time
   (`market_resolutions.closed_time`); a settlement with no recorded resolution is not proven.
 
@@ -19,18 +22,23 @@ _LATE_OBSERVATIONS_SQL = """
 SELECT t.trade_id, t.portfolio_id, t.market_id, t.action, t.executed_at, t.observed_at,
        coalesce(s.as_of, a.as_of) AS signal_as_of
 FROM trades t
+JOIN portfolios p ON p.portfolio_id = t.portfolio_id
 LEFT JOIN trading_signals s ON s.signal_id = t.signal_id
 LEFT JOIN signal_archives a ON a.signal_id = t.signal_id
 WHERE t.portfolio_id = ANY(:pids) AND t.action IN ('buy', 'sell') AND t.executed_at < :until
-  AND (t.observed_at IS NULL OR t.observed_at > t.executed_at
+  AND t.executed_at >= coalesce(CAST(p.backtest_from AS timestamp) AT TIME ZONE 'UTC', '-infinity')
+  AND ((t.action = 'buy' AND t.observed_at IS NULL) OR t.observed_at > t.executed_at
        OR t.observed_at > coalesce(s.as_of, a.as_of, t.executed_at))
 ORDER BY t.portfolio_id, t.trade_id
 """
 
 _EARLY_SETTLEMENTS_SQL = """
 SELECT t.trade_id, t.portfolio_id, t.market_id, t.executed_at, r.closed_time
-FROM trades t LEFT JOIN market_resolutions r ON r.market_id = t.market_id
+FROM trades t
+JOIN portfolios p ON p.portfolio_id = t.portfolio_id
+LEFT JOIN market_resolutions r ON r.market_id = t.market_id
 WHERE t.portfolio_id = ANY(:pids) AND t.action = 'settle' AND t.executed_at < :until
+  AND t.executed_at >= coalesce(CAST(p.backtest_from AS timestamp) AT TIME ZONE 'UTC', '-infinity')
   AND (r.closed_time IS NULL OR t.executed_at < r.closed_time)
 ORDER BY t.portfolio_id, t.trade_id
 """
