@@ -86,14 +86,227 @@ def trades(engine, portfolio_id: int) -> list[dict]:
             "WHERE t.portfolio_id = :p ORDER BY t.executed_at, t.trade_id"), {"p": portfolio_id})]
 
 
-def test_smoke(history):
-    engine = history
-    p = create_backtest(engine, "momentum", CONFIG, 1000, DAY1, DAY2)
-    days = replay_through(engine, p["portfolio_id"], DAY2)
-    for d in days:
-        print(d)
-    for t in trades(engine, p["portfolio_id"]):
-        print(t)
+def history_rows(engine, portfolio_id: int) -> list[tuple]:
     with engine.connect() as conn:
-        for r in conn.execute(text("SELECT snapshot_date, timestamp, cash, positions_value, total_value FROM portfolio_history")):
-            print(r)
+        return [tuple(r) for r in conn.execute(text(
+            "SELECT snapshot_date, timestamp, cash, positions_value, total_value FROM portfolio_history "
+            "WHERE portfolio_id = :p ORDER BY snapshot_date"), {"p": portfolio_id})]
+
+
+def ledger(engine, portfolio_id: int) -> tuple:
+    """Everything a replay writes for a portfolio, without ids or wall-clock columns."""
+    with engine.connect() as conn:
+        positions = [tuple(r) for r in conn.execute(text(
+            "SELECT market_id, side, shares, avg_price, cost_basis, entry_mark, current_price, market_value, status, "
+            "close_reason, opened_at, closed_at, realized_pnl FROM portfolio_positions WHERE portfolio_id = :p "
+            "ORDER BY opened_at, market_id"), {"p": portfolio_id})]
+        signals = [tuple(r) for r in conn.execute(text(
+            "SELECT cycle_date, as_of, market_id, side, amount, price_seen, executed, rejection_reason "
+            "FROM trading_signals WHERE portfolio_id = :p ORDER BY cycle_date, market_id"), {"p": portfolio_id})]
+    trade_rows = [tuple(v for k, v in t.items()) for t in trades(engine, portfolio_id)]
+    return trade_rows, positions, signals, history_rows(engine, portfolio_id)
+
+
+# Hand-computed replay of momentum (band 0.55-0.85, $100 a trade, half-spread 50 bps = 0.005,
+# no fee schedule on these markets), cycle 09:00, hourly history:
+# Day 1, 09:00: 201 YES is 0.70 (the grid's 09:00 row: the 20:00 point of the day before), 202 is
+#   0.50/0.50 (no favourite). Buy 201 YES at 0.70 + 0.005 = 0.705: 100 / 0.705 = 141.84397163
+#   shares (8 places), cost $100, evidence `history`, marked at the history price 0.70.
+#   12:00 (first grid time after the 11:30 point): marked 0.75. End of day: cash 900,
+#   positions 141.84397163 * 0.75 = 106.382979 (6 places), total 1006.382979, P&L +6.382979.
+# Day 2, 09:00: 202 YES is 0.70 (its 09:30 point of day 1): buy it as above, 141.84397163 shares.
+#   201 settles YES at its recorded close, 14:30 (not at the 14:00 or 15:00 grid times):
+#   141.84397163 * $1 = 141.843972. End of day: cash 900 - 100 + 141.843972 = 941.843972,
+#   202 at 0.70: 99.290780, total 1041.134752, P&L 1041.134752 - 1006.382979 = 34.751773.
+SHARES = Decimal("141.84397163")
+GOLDEN_DAYS = [
+    (DAY1, Decimal("1006.382979"), Decimal("6.382979"), 1, Decimal(0), 0, 0),
+    (DAY2, Decimal("1041.134752"), Decimal("34.751773"), 1, Decimal(0), 1, 0),
+]
+
+
+def test_a_small_replay_matches_the_hand_computed_ledger(history):
+    engine = history
+    portfolio = create_backtest(engine, "momentum", CONFIG, 1000, DAY1, DAY2)
+    assert portfolio["mode"] == "backtest"
+    seen = []
+    days = replay_through(engine, portfolio["portfolio_id"], DAY2, progress=seen.append)
+
+    assert [(d.day, d.total_value, d.pnl, d.fills, d.fees, d.settlements, d.exits) for d in days] == GOLDEN_DAYS
+    assert seen == days
+    rows = trades(engine, portfolio["portfolio_id"])
+    assert [(t["action"], t["market_id"], t["shares"], t["price"], t["cash_delta"], t["executed_at"], t["evidence"])
+            for t in rows] == [
+        ("buy", "201", SHARES, Decimal("0.705"), Decimal(-100), at(DAY1, 9), "history"),
+        ("buy", "202", SHARES, Decimal("0.705"), Decimal(-100), at(DAY2, 9), "history"),
+        ("settle", "201", SHARES, Decimal(1), Decimal("141.843972"), at(DAY2, 14, 30), None),
+    ]
+    assert history_rows(engine, portfolio["portfolio_id"]) == [
+        (DAY1, at(DAY1, 23, 59) + timedelta(seconds=59, microseconds=999999), Decimal(900), Decimal("106.382979"),
+         Decimal("1006.382979")),
+        (DAY2, at(DAY2, 23, 59) + timedelta(seconds=59, microseconds=999999), Decimal("941.843972"),
+         Decimal("99.290780"), Decimal("1041.134752")),
+    ]
+    assert unbalanced_portfolios(engine) == []
+    assert [(r["day"], r["total_value"], r["replayed_at"] is not None) for r in replayed_days(
+        engine, portfolio["portfolio_id"])] == [(DAY1, Decimal("1006.382979"), True), (DAY2, Decimal("1041.134752"), True)]
+
+
+def test_a_replayed_day_is_never_redone_and_any_order_gives_one_ledger(history):
+    engine = history
+    first = create_backtest(engine, "momentum", CONFIG, 1000, DAY1, DAY2, name="in order")
+    assert [d.day for d in replay_through(engine, first["portfolio_id"], DAY1)] == [DAY1]
+    assert [d.day for d in replay_through(engine, first["portfolio_id"], DAY2)] == [DAY2]
+    before = ledger(engine, first["portfolio_id"])
+    assert replay_through(engine, first["portfolio_id"], DAY1) == []
+    assert replay_through(engine, first["portfolio_id"], DAY2) == []
+    assert ledger(engine, first["portfolio_id"]) == before
+
+    # Day 2 asked first (a backfill run out of order) replays day 1 before it; day 1 then is done.
+    second = create_backtest(engine, "momentum", CONFIG, 1000, DAY1, DAY2, name="out of order")
+    assert [d.day for d in replay_through(engine, second["portfolio_id"], DAY2)] == [DAY1, DAY2]
+    assert replay_through(engine, second["portfolio_id"], DAY1) == []
+    assert ledger(engine, second["portfolio_id"]) == before, "deterministic: the same inputs, the same ledger"
+
+
+def test_no_look_ahead_a_later_observation_never_reaches_a_past_cycle(history):
+    engine = history
+    # Planted after the import: a live book observation of 202 one second after day 1's cycle,
+    # with 202 the favourite at 0.70. Had the 09:00 read seen it, day 1 would buy 202.
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO market_snapshots (market_id, ts, yes_price, no_price, best_bid, best_ask, active, closed, "
+            "source) VALUES ('202', :ts, 0.70, 0.30, 0.69, 0.71, true, false, 'clob')"), {"ts": at(DAY1, 9, 0) + timedelta(seconds=1)})
+    portfolio = create_backtest(engine, "momentum", CONFIG, 1000, DAY1, DAY2)
+    days = replay_through(engine, portfolio["portfolio_id"], DAY1)
+    assert [t["market_id"] for t in trades(engine, portfolio["portfolio_id"])] == ["201"], \
+        "day 1 bought only what 09:00 showed"
+    with engine.connect() as conn:
+        day1_signals = conn.execute(text("SELECT market_id FROM trading_signals WHERE portfolio_id = :p"),
+                                    {"p": portfolio["portfolio_id"]}).scalars().all()
+    assert day1_signals == ["201"]
+    # The same observation, once it is in the past, does change a signal: day 2 buys 202.
+    replay_through(engine, portfolio["portfolio_id"], DAY2)
+    assert [t["market_id"] for t in trades(engine, portfolio["portfolio_id"]) if t["action"] == "buy"] == ["201", "202"]
+    assert days[0].total_value == GOLDEN_DAYS[0][1]
+
+
+def test_fills_use_no_later_observation_and_settlement_waits_for_the_recorded_close(history):
+    engine = history
+    portfolio = create_backtest(engine, "momentum", CONFIG, 1000, DAY1, DAY2)
+    replay_through(engine, portfolio["portfolio_id"], DAY2)
+    rows = trades(engine, portfolio["portfolio_id"])
+    buys = [t for t in rows if t["action"] == "buy"]
+    assert buys and all(t["observed_at"] <= t["signal_as_of"] == t["executed_at"] for t in buys)
+    with engine.connect() as conn:
+        closed_time = conn.execute(text("SELECT closed_time FROM market_resolutions WHERE market_id = '201'")).scalar()
+        last_mark = conn.execute(text(
+            "SELECT max(t.executed_at) FROM trades t WHERE t.portfolio_id = :p AND t.action = 'settle'"),
+            {"p": portfolio["portfolio_id"]}).scalar()
+    settle = [t for t in rows if t["action"] == "settle"]
+    assert closed_time == at(DAY2, 14, 30)
+    assert [t["executed_at"] for t in settle] == [closed_time] == [last_mark]
+
+
+def test_an_exit_sells_at_the_history_price_less_the_half_spread(history):
+    engine = history
+    # Take profit at 5% against the entry mark 0.70: the 12:00 mark 0.75 is +7.1%. The sale is
+    # priced from the history point: 0.75 - 0.005 = 0.745; 141.84397163 * 0.745 = 105.673759.
+    # Day 1 ends with cash 900 + 105.673759 = 1005.673759 and nothing open.
+    portfolio = create_backtest(engine, "momentum", {**CONFIG, "take_profit_percentage": 0.05}, 1000, DAY1, DAY1)
+    [day] = replay_through(engine, portfolio["portfolio_id"], DAY1)
+    sale = [t for t in trades(engine, portfolio["portfolio_id"]) if t["action"] == "sell"]
+    assert [(t["price"], t["cash_delta"], t["executed_at"], t["evidence"]) for t in sale] == [
+        (Decimal("0.745"), Decimal("105.673759"), at(DAY1, 12), "history")]
+    assert (day.total_value, day.fills, day.exits) == (Decimal("1005.673759"), 2, 1)
+    assert unbalanced_portfolios(engine) == []
+
+
+def test_bad_input_is_refused_with_nothing_written(engine):
+    with pytest.raises(InputError, match="is after"):
+        create_backtest(engine, "momentum", CONFIG, 1000, DAY2, DAY1)
+    with pytest.raises(InputError, match="prescient history import"):
+        create_backtest(engine, "momentum", CONFIG, 1000, DAY1, DAY2)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM portfolios")).scalar() == 0
+
+
+def test_the_command_line(history, capsys):
+    from prescient_pipeline.cli import main
+
+    argv = ["backtest", "run", "--strategy", "momentum", "--config", json.dumps(CONFIG), "--from", "2026-11-10",
+            "--to", "2026-11-11", "--balance", "1000"]
+    assert main([*argv, "--json"]) == 0
+    out = capsys.readouterr()
+    data = json.loads(out.out)
+    assert [(d["day"], d["total_value"], d["pnl"], d["fills"], d["settlements"]) for d in data["days"]] == [
+        ("2026-11-10", 1006.382979, 6.382979, 1, 0), ("2026-11-11", 1041.134752, 34.751773, 1, 1)]
+    assert (data["report"]["portfolio_id"], data["report"]["mode"], data["report"]["total_value"]) == (
+        data["portfolio_id"], "backtest", 1041.134752)
+    assert "2026-11-11: total 1041.13" in out.err, "progress per day"
+
+    assert main([*argv, "--name", "second"]) == 0
+    text = capsys.readouterr().out
+    assert "backtest" in text and "1041.13" in text and "2026-11-11" in text and "settlements" in text
+    assert main(["portfolio", "list", "--json"]) == 0
+    assert [p["mode"] for p in json.loads(capsys.readouterr().out)["portfolios"]] == ["backtest", "backtest"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--from", "2026-11-11", "--to", "2026-11-10"], "is after"),
+    (["--from", "2026-10-01", "--to", "2026-10-02"], "prescient history import"),
+    (["--from", "2026-11-10", "--to", "2026-11-11", "--strategy", "nope"], "nope"),
+    (["--from", "yesterday", "--to", "2026-11-11"], "--from must be a date"),
+    (["--from", "2026-11-10", "--to", "2026-11-11", "--balance", "-5"], "balance"),
+    (["--from", "2026-11-10", "--to", "2026-11-11", "--config", "{bad"], "config"),
+])
+def test_bad_input_on_the_command_line_is_one_line_exit_2(history, capsys, argv, message):
+    from prescient_pipeline.cli import main
+
+    base = {"--strategy": "momentum", "--balance": "1000"}
+    given = dict(zip(argv[::2], argv[1::2]))
+    assert main(["backtest", "run", *[x for k, v in {**base, **given}.items() for x in (k, v)]]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+    with history.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM portfolios")).scalar() == 0
+
+
+def test_live_jobs_leave_a_backtest_alone_and_a_backtest_leaves_live_ones_alone(history):
+    from prescient_pipeline.services.execution import execute_portfolio
+    from prescient_pipeline.services.history import snapshot_portfolios
+    from prescient_pipeline.services.portfolio_keys import active_portfolios, live_portfolio_ids
+    from prescient_pipeline.services.portfolios import NewPortfolio, create_portfolio
+    from prescient_pipeline.services.prices import update_prices
+    from prescient_pipeline.domain.market_frame import with_derived
+    from prescient_pipeline.services.replay_universe import replay_universe_as_of
+    from prescient_pipeline.services.signals import generate_signals
+
+    engine = history
+    live = create_portfolio(engine, NewPortfolio.parse(name="live", strategy="momentum", balance=1000, config=CONFIG))
+    with engine.connect() as conn:
+        live_before = dict(conn.execute(text("SELECT * FROM portfolios WHERE portfolio_id = :p"),
+                                        {"p": live["portfolio_id"]}).one()._mapping)
+    backtest = create_backtest(engine, "momentum", CONFIG, 1000, DAY1, DAY2)
+    bid = backtest["portfolio_id"]
+    replay_through(engine, bid, DAY1)
+    with engine.connect() as conn:
+        live_after = dict(conn.execute(text("SELECT * FROM portfolios WHERE portfolio_id = :p"),
+                                       {"p": live["portfolio_id"]}).one()._mapping)
+    assert live_after == live_before, "the replay never touched the live portfolio"
+
+    assert [p["portfolio_id"] for p in active_portfolios(engine)] == [live["portfolio_id"]], "cycle and sensors"
+    assert live_portfolio_ids(engine) == [live["portfolio_id"], bid], "both have Dagster partitions"
+    # The backtest holds 201; a live price update sees no held market and asks no server.
+    report = update_prices(engine, PolymarketClient("http://127.0.0.1:9", "http://127.0.0.1:9"))
+    assert (report.markets_held, report.portfolios) == (0, [])
+    # A live snapshot writes the live portfolio's row only.
+    assert [s.portfolio_id for s in snapshot_portfolios(engine, DAY2)] == [live["portfolio_id"]]
+    # Live execution leaves a backtest's pending signals pending.
+    generate_signals(engine, bid, DAY2, at(DAY2, 9), with_derived(replay_universe_as_of(engine, at(DAY2, 9)), at(DAY2, 9)))
+    assert execute_portfolio(engine, bid, DAY2).executed == 0
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM trading_signals WHERE portfolio_id = :p AND cycle_date = :d "
+                                 "AND NOT executed AND rejection_reason IS NULL"), {"p": bid, "d": DAY2}).scalar() > 0
+    with pytest.raises(InputError, match="live portfolio"):
+        replay_through(engine, live["portfolio_id"], DAY1)

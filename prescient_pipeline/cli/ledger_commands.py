@@ -15,7 +15,7 @@ from .api_reachability import require_api
 # The database layers, and Dagster for the commands that run jobs, are imported in the handlers,
 # so the commands that only read the ledger answer fast (benchmarks/bench_cli.py).
 
-REPORT_COLUMNS = ["portfolio_id", "name", "strategy_type", "cash", "positions_value", "total_value", "liquidation_value",
+REPORT_COLUMNS = ["portfolio_id", "name", "strategy_type", "mode", "cash", "positions_value", "total_value", "liquidation_value",
                   "realized_pnl", "unrealized_pnl", "fees", "open_positions", "trades", "win_rate",
                   "sharpe", "max_drawdown"]
 
@@ -155,7 +155,7 @@ def _trades(args) -> Output:
     if limit <= 0:
         raise InputError("--limit must be positive")
     rows = _reports().recent_trades(engine, _portfolio_filter(engine, args.portfolio), limit)
-    cols = ["trade_id", "portfolio_id", "executed_at", "action", "market_id", "side", "shares", "price",
+    cols = ["trade_id", "portfolio_id", "mode", "executed_at", "action", "market_id", "side", "shares", "price",
             "amount", "fee", "realized_pnl", "reason", "evidence"]
     text = tabulate([[r[c] for c in cols] for r in rows], headers=cols) if rows else "no trades"
     return Output({"trades": rows}, text)

@@ -16,7 +16,7 @@ from . import Output
 
 log = logging.getLogger(__name__)
 
-LIST_COLUMNS = ["portfolio_id", "name", "strategy_type", "status", "initial_balance", "current_balance",
+LIST_COLUMNS = ["portfolio_id", "name", "strategy_type", "mode", "status", "initial_balance", "current_balance",
                 "realized_pnl", "unrealized_pnl", "trade_count"]
 
 

@@ -7,7 +7,7 @@ from sqlalchemy import Engine, text
 from ..domain.accounting import BALANCE_TOLERANCE
 
 REPORT_SQL = """
-SELECT p.portfolio_id, p.name, p.strategy_type, p.status,
+SELECT p.portfolio_id, p.name, p.strategy_type, p.mode, p.status,
        p.current_balance AS cash,
        coalesce(pos.value, 0) AS positions_value,
        p.current_balance + coalesce(pos.value, 0) AS total_value,
@@ -41,10 +41,11 @@ def recent_trades(engine: Engine, portfolio_id: int | None = None, limit: int = 
     with engine.connect() as conn:
         rows = conn.execute(text(
             """
-            SELECT t.trade_id, t.portfolio_id, t.executed_at, t.action, t.market_id, m.question, t.side,
+            SELECT t.trade_id, t.portfolio_id, p.mode, t.executed_at, t.action, t.market_id, m.question, t.side,
                    t.shares, t.price, t.amount, t.fee, t.cash_delta, t.realized_pnl, t.reason,
-                   t.evidence, t.requested_amount, t.mid_price, t.slippage
-            FROM trades t LEFT JOIN markets m ON m.market_id = t.market_id
+                   t.evidence, t.requested_amount, t.mid_price, t.slippage, t.observed_at
+            FROM trades t JOIN portfolios p ON p.portfolio_id = t.portfolio_id
+            LEFT JOIN markets m ON m.market_id = t.market_id
             WHERE (CAST(:pid AS integer) IS NULL OR t.portfolio_id = :pid)
             ORDER BY t.executed_at DESC, t.trade_id DESC LIMIT :limit
             """
