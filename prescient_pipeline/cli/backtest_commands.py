@@ -9,6 +9,7 @@ from tabulate import tabulate
 
 from ..errors import InputError
 from . import Output
+from .backtest_fork_command import register_fork
 
 DAY_COLUMNS = ["day", "total_value", "pnl", "fills", "fees", "settlements", "exits"]
 
@@ -26,6 +27,7 @@ def register(sub, common) -> None:
     run.add_argument("--balance", required=True, help="starting cash in USD")
     run.add_argument("--name", default=None, help="portfolio name (default: strategy and window)")
     run.set_defaults(handler=_run)
+    register_fork(backtest_sub, common)
 
 
 def _day(text: str, flag: str) -> date:

@@ -30,12 +30,14 @@ def active_portfolios(engine: Engine) -> list[dict]:
 
 def first_ledger_day(engine: Engine) -> date | None:
     """The first day any portfolio has: its creation, or an earlier day it has signals or history
-    for (the demo's simulated days, a replayed day). None when there are no portfolios."""
+    for (the demo's simulated days, a replayed day), or the first day a backtest replays (so
+    its partitions exist to be backfilled). None when there are no portfolios."""
     with engine.connect() as conn:
         return conn.execute(text(
             """
             SELECT least(
                 (SELECT min((created_at AT TIME ZONE 'UTC')::date) FROM portfolios),
+                (SELECT min(backtest_from) FROM portfolios),
                 (SELECT min(cycle_date) FROM trading_signals),
                 (SELECT min(cycle_date) FROM signal_archives),
                 (SELECT min(snapshot_date) FROM portfolio_history))
