@@ -165,3 +165,12 @@ def test_lookahead_checks_fail_on_a_planted_lookahead(history):
         assert not evaluations[NO_LOOKAHEAD_FILLS].passed and not evaluations[NO_EARLY_SETTLEMENTS].passed
         assert [f["trade_id"] for f in evaluations[NO_LOOKAHEAD_FILLS].metadata["fills"].value] == [planted_buy]
         assert [s["trade_id"] for s in evaluations[NO_EARLY_SETTLEMENTS].metadata["settlements"].value] == [planted_settle]
+
+
+def test_a_backtests_partitions_start_at_its_first_day(history, monkeypatch):
+    from prescient_pipeline.defs.strategy import partitions_start
+
+    monkeypatch.delenv("PRESCIENT_PARTITIONS_START")
+    create_backtest(history, "momentum", CONFIG, 1000, DAY2, DAY3, name="later")
+    # created today (after DAY3), replaying from DAY2: the grid starts at DAY2 so its days can be backfilled
+    assert partitions_start() == DAY2.isoformat()
