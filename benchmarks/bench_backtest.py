@@ -139,7 +139,7 @@ def create(engine, config: dict, first: date, last: date, name: str) -> int:
 def replay_days(url: str, portfolio_ids: list[int], first: date, last: date) -> float:
     """Replay the portfolios day by day (a worker process): the portfolios of a day in a row, so
     they share the day's universe read. Returns the seconds it took."""
-    from prescient_pipeline.services.backtest import replay_many
+    from prescient_pipeline.services.backtest import replay_through
 
     os.environ["PRESCIENT_DATABASE_URL"] = url
     dispose_engines()
@@ -147,7 +147,9 @@ def replay_days(url: str, portfolio_ids: list[int], first: date, last: date) -> 
     started = time.perf_counter()
     day = first
     while day <= last:
-        replay_many(engine, portfolio_ids, day)
+        universes = {}  # the day's universe, read once for every portfolio of this worker
+        for portfolio_id in portfolio_ids:
+            replay_through(engine, portfolio_id, day, universes=universes)
         day += timedelta(days=1)
     return time.perf_counter() - started
 
