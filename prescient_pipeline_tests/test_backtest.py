@@ -310,3 +310,30 @@ def test_live_jobs_leave_a_backtest_alone_and_a_backtest_leaves_live_ones_alone(
                                  "AND NOT executed AND rejection_reason IS NULL"), {"p": bid, "d": DAY2}).scalar() > 0
     with pytest.raises(InputError, match="live portfolio"):
         replay_through(engine, live["portfolio_id"], DAY1)
+
+
+def test_the_readme_commands_run_as_written(engine, monkeypatch, capsys):
+    """The commands of README's "Backtests and replay", run in order against the replay server."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    from prescient_pipeline.cli import main
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Backtests and replay"):]
+    block = re.search(r"```bash\n(.*?)```", section, flags=re.S).group(1)
+    commands = [shlex.split(line)[1:] for line in block.splitlines() if line.startswith("prescient ")]
+    assert [c[:2] for c in commands] == [["history", "import"], ["backtest", "run"]]
+    with ReplayServer(markets=MARKETS, price_history=HISTORY, now=LISTED_AT) as server:
+        monkeypatch.setenv("PRESCIENT_GAMMA_URL", server.url)
+        monkeypatch.setenv("PRESCIENT_CLOB_URL", server.url)
+        for argv in commands:
+            assert main([*argv, "--json"]) == 0, capsys.readouterr().err
+    with engine.connect() as conn:
+        mode, trades_count, days = conn.execute(text(
+            "SELECT p.mode, (SELECT count(*) FROM trades t WHERE t.portfolio_id = p.portfolio_id), "
+            "(SELECT count(*) FROM portfolio_history h WHERE h.portfolio_id = p.portfolio_id) FROM portfolios p")).one()
+    # The README's config keeps momentum's default $100 trades and band: the same two buys and
+    # one settlement as the hand-computed replay above, one history row per day.
+    assert (mode, trades_count, days) == ("backtest", 3, 2)
