@@ -11,6 +11,7 @@ import json
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
+import pandas as pd
 import pytest
 from sqlalchemy import text
 
@@ -337,3 +338,32 @@ def test_the_readme_commands_run_as_written(engine, monkeypatch, capsys):
     # The README's config keeps momentum's default $100 trades and band: the same two buys and
     # one settlement as the hand-computed replay above, one history row per day.
     assert (mode, trades_count, days) == ("backtest", 3, 2)
+
+
+def test_a_live_observation_wins_over_a_history_point_of_the_same_time(history):
+    from prescient_pipeline.services.replay_universe import replay_universe_as_of
+
+    engine = history
+    # A live refresh at day 1's 09:00, the same time as a history grid point: 201 with a book.
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO market_snapshots (market_id, ts, yes_price, no_price, best_bid, best_ask, active, closed, "
+            "bids, asks, source) VALUES ('201', :ts, 0.72, 0.28, 0.71, 0.73, true, false, "
+            "'[[0.71, 1000]]', '[[0.73, 1000]]', 'gamma')"), {"ts": at(DAY1, 9)})
+        conn.execute(text("INSERT INTO market_refreshes (ts, source, markets) VALUES (:ts, 'gamma', 1)"),
+                     {"ts": at(DAY1, 9)})
+    frame = replay_universe_as_of(engine, at(DAY1, 9)).set_index("market_id")
+    assert sorted(frame.index) == ["201", "202"], "the grid's markets, live and history alike"
+    assert (frame.loc["201", "yes_price"], frame.loc["201", "best_ask"]) == (0.72, 0.73)
+    assert (frame.loc["202", "yes_price"], pd.isna(frame.loc["202", "best_ask"])) == (0.50, True)
+
+    # The fill walks that book: 100 / 0.73 = 136.98630136 shares at 0.73 (evidence `depth`),
+    # marked at the mid 0.72.
+    portfolio = create_backtest(engine, "momentum", CONFIG, 1000, DAY1, DAY1)
+    replay_through(engine, portfolio["portfolio_id"], DAY1)
+    [buy] = [t for t in trades(engine, portfolio["portfolio_id"]) if t["action"] == "buy"]
+    assert (buy["price"], buy["shares"], buy["evidence"], buy["observed_at"]) == (
+        Decimal("0.73"), Decimal("136.98630136"), "depth", at(DAY1, 9))
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT entry_mark FROM portfolio_positions WHERE portfolio_id = :p"),
+                            {"p": portfolio["portfolio_id"]}).scalar() == Decimal("0.72")
