@@ -70,6 +70,13 @@ def test_a_world_with_a_past_is_the_world_begun_that_much_earlier(past):
     assert _all_markets(younger) == _all_markets(past)
     tokens = [t for m in _all_markets(past)[:30] for t in _tokens(m)]
     assert younger.price_histories(tokens, None, None, "max", 60) == past.price_histories(tokens, None, None, "max", 60)
+    # Built at 12:23, a past begins at 12:00 two days before: its hourly points fall on UTC hours.
+    odd = Universe(seed=SEED, events=EVENTS, start=START + timedelta(minutes=23), history_days=2)
+    assert (odd.epoch, odd.now) == (START - timedelta(days=2), START + timedelta(minutes=23))
+    trading = next(m for m in _all_markets(odd, closed=False) if m["active"])
+    points = odd.price_history(_tokens(trading)[0], None, None, "max", 60)
+    assert len(points) > 2 * 24
+    assert [p["t"] % 3600 for p in points[:-1]] == [0] * (len(points) - 1) and points[-1]["t"] == int(odd.now.timestamp())
 
 
 def test_the_past_holds_markets_that_opened_traded_and_resolved(past):
@@ -268,3 +275,26 @@ def test_history_days_out_of_range_is_a_one_line_error(capsys):
     assert capsys.readouterr().err.strip() == "error: --history-days must be between 0 and 366, not -1"
     with pytest.raises(ValueError):
         Universe(seed=1, events=5, history_days=367)
+
+
+@pytest.mark.slow
+def test_the_demo_and_dev_offline_keep_the_past(engine, tmp_path, monkeypatch):
+    import dagster as dg
+
+    from prescient_pipeline.cli.dev_commands import offline_world
+    from prescient_pipeline.config import settings
+    from prescient_pipeline.defs.demo import run_demo
+    from prescient_pipeline.errors import InputError
+
+    monkeypatch.setenv("PRESCIENT_HOME", str(tmp_path))
+    with dg.instance_for_test() as instance:
+        result = run_demo(instance, engine, days=1, seed=SEED, events=EVENTS, reset=False,
+                          exports_dir=tmp_path / "out", progress=lambda _: None, history_days=3)
+    stored = world.load(settings().home)
+    assert (stored.start, stored.history_days) == (result.start, 3)
+    # `prescient dev --offline` rebuilds the very world, past included, and refuses another past.
+    state, universe = offline_world(settings().home, engine)
+    assert state.history_days == 3 and universe.epoch == result.start - timedelta(days=3)
+    assert any(_closed_time(m["closedTime"]) < result.start for m in _all_markets(universe, closed=True))
+    with pytest.raises(InputError, match=r"40 events \(3 days of history\), not --history-days 5"):
+        offline_world(settings().home, engine, history_days=5)

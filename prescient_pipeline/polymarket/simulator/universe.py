@@ -15,8 +15,8 @@ The model, in short:
   (UMA's challenge period), then closed with outcomePrices ["1","0"], ["0","1"] or rarely
   ["0.5","0.5"]. New events appear every hour so the open universe keeps its size.
 
-A world with a past (`history_days` N > 0) is the world that began N days before `start` and ran
-forward to it: every step of those days is the same random walk the live clock runs, so what the
+A world with a past (`history_days` N > 0) is the world that began N days before `start` (on the
+hour) and ran forward to it: every step of those days is the same random walk the live clock runs, so what the
 past serves (closed markets with their `closedTime` and final `outcomePrices`, hourly
 `/prices-history` points) is exactly what a simulator serving those days live answered. Its
 present therefore differs from the history-free world of the same seed started at `start`.
@@ -390,7 +390,11 @@ class Universe:
         self.target_events = events
         self.history_days = int(history_days)
         self.start = start.astimezone(timezone.utc).replace(microsecond=0)  # the clock once built
-        self.epoch = self.start - timedelta(days=self.history_days)  # the world's first instant
+        # The world's first instant. A past begins on the hour, so its hourly points fall on UTC
+        # hours, where an hourly grid reads them.
+        self.epoch = self.start - timedelta(days=self.history_days)
+        if self.history_days:
+            self.epoch = self.epoch.replace(minute=0, second=0)
         self._early_share = EARLY_SHARE if self.history_days else 0.0
         self.now = self.epoch
         self._start_ts = int(self.epoch.timestamp())
@@ -417,7 +421,7 @@ class Universe:
         self._backfill_history()
         self._record_history(self._start_ts)
         if self.history_days:  # the past: the live walk, run from the epoch to `start`
-            self.advance(self.history_days * 24 * 60)
+            self.advance((self.start - self.epoch).total_seconds() / 60)
 
     # --- size -------------------------------------------------------------------------------------
 
