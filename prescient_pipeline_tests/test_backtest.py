@@ -367,3 +367,13 @@ def test_a_live_observation_wins_over_a_history_point_of_the_same_time(history):
     with engine.connect() as conn:
         assert conn.execute(text("SELECT entry_mark FROM portfolio_positions WHERE portfolio_id = :p"),
                             {"p": portfolio["portfolio_id"]}).scalar() == Decimal("0.72")
+
+
+def test_a_day_without_market_data_is_not_replayed(history):
+    engine = history
+    portfolio = create_backtest(engine, "momentum", CONFIG, 1000, DAY1, DAY2)
+    # Day 3 was never imported: replaying through it would record an empty day for good.
+    with pytest.raises(InputError, match="prescient history import --from 2026-11-12"):
+        replay_through(engine, portfolio["portfolio_id"], DAY2 + timedelta(days=1))
+    assert replayed_days(engine, portfolio["portfolio_id"]) == []
+    assert [d.day for d in replay_through(engine, portfolio["portfolio_id"], DAY2)] == [DAY1, DAY2]
