@@ -11,6 +11,7 @@ import json
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
+import pandas as pd
 import pytest
 from sqlalchemy import text
 
@@ -310,3 +311,69 @@ def test_live_jobs_leave_a_backtest_alone_and_a_backtest_leaves_live_ones_alone(
                                  "AND NOT executed AND rejection_reason IS NULL"), {"p": bid, "d": DAY2}).scalar() > 0
     with pytest.raises(InputError, match="live portfolio"):
         replay_through(engine, live["portfolio_id"], DAY1)
+
+
+def test_the_readme_commands_run_as_written(engine, monkeypatch, capsys):
+    """The commands of README's "Backtests and replay", run in order against the replay server."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    from prescient_pipeline.cli import main
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Backtests and replay"):]
+    block = re.search(r"```bash\n(.*?)```", section, flags=re.S).group(1)
+    commands = [shlex.split(line)[1:] for line in block.splitlines() if line.startswith("prescient ")]
+    assert [c[:2] for c in commands] == [["history", "import"], ["backtest", "run"]]
+    with ReplayServer(markets=MARKETS, price_history=HISTORY, now=LISTED_AT) as server:
+        monkeypatch.setenv("PRESCIENT_GAMMA_URL", server.url)
+        monkeypatch.setenv("PRESCIENT_CLOB_URL", server.url)
+        for argv in commands:
+            assert main([*argv, "--json"]) == 0, capsys.readouterr().err
+    with engine.connect() as conn:
+        mode, trades_count, days = conn.execute(text(
+            "SELECT p.mode, (SELECT count(*) FROM trades t WHERE t.portfolio_id = p.portfolio_id), "
+            "(SELECT count(*) FROM portfolio_history h WHERE h.portfolio_id = p.portfolio_id) FROM portfolios p")).one()
+    # The README's config keeps momentum's default $100 trades and band: the same two buys and
+    # one settlement as the hand-computed replay above, one history row per day.
+    assert (mode, trades_count, days) == ("backtest", 3, 2)
+
+
+def test_a_live_observation_wins_over_a_history_point_of_the_same_time(history):
+    from prescient_pipeline.services.replay_universe import replay_universe_as_of
+
+    engine = history
+    # A live refresh at day 1's 09:00, the same time as a history grid point: 201 with a book.
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO market_snapshots (market_id, ts, yes_price, no_price, best_bid, best_ask, active, closed, "
+            "bids, asks, source) VALUES ('201', :ts, 0.72, 0.28, 0.71, 0.73, true, false, "
+            "'[[0.71, 1000]]', '[[0.73, 1000]]', 'gamma')"), {"ts": at(DAY1, 9)})
+        conn.execute(text("INSERT INTO market_refreshes (ts, source, markets) VALUES (:ts, 'gamma', 1)"),
+                     {"ts": at(DAY1, 9)})
+    frame = replay_universe_as_of(engine, at(DAY1, 9)).set_index("market_id")
+    assert sorted(frame.index) == ["201", "202"], "the grid's markets, live and history alike"
+    assert (frame.loc["201", "yes_price"], frame.loc["201", "best_ask"]) == (0.72, 0.73)
+    assert (frame.loc["202", "yes_price"], pd.isna(frame.loc["202", "best_ask"])) == (0.50, True)
+
+    # The fill walks that book: 100 / 0.73 = 136.98630136 shares at 0.73 (evidence `depth`),
+    # marked at the mid 0.72.
+    portfolio = create_backtest(engine, "momentum", CONFIG, 1000, DAY1, DAY1)
+    replay_through(engine, portfolio["portfolio_id"], DAY1)
+    [buy] = [t for t in trades(engine, portfolio["portfolio_id"]) if t["action"] == "buy"]
+    assert (buy["price"], buy["shares"], buy["evidence"], buy["observed_at"]) == (
+        Decimal("0.73"), Decimal("136.98630136"), "depth", at(DAY1, 9))
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT entry_mark FROM portfolio_positions WHERE portfolio_id = :p"),
+                            {"p": portfolio["portfolio_id"]}).scalar() == Decimal("0.72")
+
+
+def test_a_day_without_market_data_is_not_replayed(history):
+    engine = history
+    portfolio = create_backtest(engine, "momentum", CONFIG, 1000, DAY1, DAY2)
+    # Day 3 was never imported: replaying through it would record an empty day for good.
+    with pytest.raises(InputError, match="prescient history import --from 2026-11-12"):
+        replay_through(engine, portfolio["portfolio_id"], DAY2 + timedelta(days=1))
+    assert replayed_days(engine, portfolio["portfolio_id"]) == []
+    assert [d.day for d in replay_through(engine, portfolio["portfolio_id"], DAY2)] == [DAY1, DAY2]

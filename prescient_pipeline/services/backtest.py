@@ -163,10 +163,13 @@ def _replay_days(engine, portfolio_id, start, day, progress, universes) -> list[
                                 "its ledger may hold part of that day, so it is not replayed again "
                                 "(run the backtest again as a new portfolio)")
     done = {r["day"] for r in rows}
+    todo = [d for d in days_between(start, day) if d not in done]
+    # A day without its market data would be recorded as replayed, empty, for good.
+    missing = _missing_history(engine, todo[0], todo[-1]) if todo else None
+    if missing:
+        raise InputError(f"portfolio {portfolio_id}: {missing}")
     results = []
-    for d in days_between(start, day):
-        if d in done:
-            continue
+    for d in todo:
         result = _replay_day(engine, portfolio_id, d, universes)
         results.append(result)
         if progress is not None:

@@ -130,13 +130,16 @@ def market_states_at(conn, market_ids, at: datetime) -> dict[str, dict]:
 
 def observation_times(conn, market_ids, start: datetime, end: datetime) -> list[datetime]:
     """Every time in [start, end) a replay must look at these markets: their observations and
-    their recorded resolution times, in order."""
+    their recorded resolution times, in order; `start` itself when one of them resolved before
+    it (a position carried into a window after its market's close settles at once)."""
     ids = sorted(set(market_ids))
     if not ids:
         return []
     rows = conn.execute(text(
         "SELECT DISTINCT ts FROM market_snapshots WHERE market_id = ANY(:ids) AND ts >= :start AND ts < :end "
         "UNION SELECT closed_time FROM market_resolutions WHERE market_id = ANY(:ids) "
-        "AND closed_time >= :start AND closed_time < :end ORDER BY 1"
+        "AND closed_time >= :start AND closed_time < :end "
+        "UNION SELECT CAST(:start AS timestamptz) WHERE EXISTS (SELECT 1 FROM market_resolutions "
+        "WHERE market_id = ANY(:ids) AND closed_time < :start) ORDER BY 1"
     ), {"ids": ids, "start": start, "end": end}).scalars()
     return list(rows)
