@@ -2,7 +2,8 @@
 
 A fork is a new backtest portfolio holding what the source held at the end of DATE (UTC) -
 cash, open positions, trades and daily history up to then - with the source's config merged with
-the changes, replayed from the day after DATE to the last imported history day. The market data
+the changes, replayed from the day after DATE through the last of the unbroken run of days with
+market data after it (imported history, or live refreshes of past days). The market data
 is shared: forks read the same imported history and import nothing.
 
 Reconstructed from the source's ledger, for a live portfolio as for a backtest:
@@ -56,10 +57,17 @@ def parse_day(value: Any, field: str) -> date:
         raise InputError(f"{field} must be a date YYYY-MM-DD, got {value!r}") from None
 
 
-def last_history_day(engine: Engine) -> date | None:
-    """The last day with imported market history (a backtest can replay up to it)."""
-    with engine.connect() as conn:
-        return conn.execute(text("SELECT max(day) FROM history_imports")).scalar()
+def last_replayable_day(engine: Engine, after: date) -> date | None:
+    """The last day of the unbroken run of days after `after` that have market data to replay
+    (a completed history import, or a past day of live refreshes); None when the next day has none."""
+    from .backtest import replayable_days
+
+    today = datetime.now(timezone.utc).date()
+    have = replayable_days(engine, after + timedelta(days=1), today)
+    last, day = None, after + timedelta(days=1)
+    while day in have:
+        last, day = day, day + timedelta(days=1)
+    return last
 
 
 def fork_portfolio(engine: Engine, source_id: int, at: date, config_changes: Any = None,
@@ -70,11 +78,10 @@ def fork_portfolio(engine: Engine, source_id: int, at: date, config_changes: Any
 
     changes = parse_config(config_changes)
     end = datetime.combine(at + timedelta(days=1), time(), timezone.utc)
-    last = last_history_day(engine)
+    last = last_replayable_day(engine, at)
     if last is None:
-        raise InputError("no market history imported: run `prescient history import` first")
-    if at >= last:
-        raise InputError(f"--at {at} leaves nothing to replay: the imported history ends on {last}")
+        raise InputError(f"--at {at} leaves nothing to replay: no market history of {at + timedelta(days=1)} "
+                         f"(run `prescient history import` for the days after it)")
     with engine.begin() as conn:
         source = get_portfolio(conn, source_id)
         first_day = _first_day(conn, source)
@@ -207,7 +214,7 @@ def _last_observed_price(conn, market_id: str, side: str, end: datetime):
 
 
 def replay_fork(engine: Engine, fork: Fork, progress=None) -> list:
-    """Replay the fork from the day after its fork date to the last imported history day."""
+    """Replay the fork from the day after its fork date through its last day with market data."""
     from .backtest import replay_through
 
     return replay_through(engine, fork.portfolio_id, fork.replay_to, progress=progress)
