@@ -78,10 +78,6 @@ def fork_portfolio(engine: Engine, source_id: int, at: date, config_changes: Any
 
     changes = parse_config(config_changes)
     end = datetime.combine(at + timedelta(days=1), time(), timezone.utc)
-    last = last_replayable_day(engine, at)
-    if last is None:
-        raise InputError(f"--at {at} leaves nothing to replay: no market history of {at + timedelta(days=1)} "
-                         f"(run `prescient history import` for the days after it)")
     with engine.begin() as conn:
         source = get_portfolio(conn, source_id)
         first_day = _first_day(conn, source)
@@ -92,6 +88,10 @@ def fork_portfolio(engine: Engine, source_id: int, at: date, config_changes: Any
             if replayed is None or at > replayed:
                 raise InputError(f"backtest portfolio {source_id} has replayed only through {replayed}: "
                                  f"--at must not be later")
+        last = last_replayable_day(engine, at)
+        if last is None:
+            raise InputError(f"--at {at} leaves nothing to replay: no market history of {at + timedelta(days=1)} "
+                             f"(run `prescient history import` for the days after it)")
         config = {**(source["strategy_config"] or {}), **changes}
         get_strategy(source["strategy_type"]).validate_config(config)
         fork_name = parse_name(name) if name is not None else f"{source['name']} fork at {at}"
