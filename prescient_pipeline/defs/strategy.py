@@ -4,6 +4,10 @@ The daily cycle schedule refreshes the markets; when that run succeeds, a run-st
 requests the day's partitions of every active portfolio in one run, which reads the day's
 universe once for all of them. Portfolios with their own `cycle_cron` are requested by
 `portfolio_cadence_sensor` on that cadence instead.
+
+A backtest portfolio's partition replays its day (services/backtest.replay_through): earlier
+unreplayed days first, in order, so any backfill order gives the CLI's ledger; two blocking
+checks prove the replay used nothing later than it could have known.
 """
 
 import logging
@@ -109,6 +113,8 @@ def portfolio_signals(context: dg.AssetExecutionContext, database: Database):
                 failed[str(key)] = f"{type(exc).__name__}: {exc}"
                 metadata = {"portfolio_id": dg.MetadataValue.int(portfolio_id),
                             "signals": dg.MetadataValue.int(0), "error": dg.MetadataValue.text(failed[str(key)])}
+                if portfolio_id in backtests:  # so live execution leaves it alone (execute_signals_sensor)
+                    metadata["mode"] = dg.MetadataValue.text("backtest")
             context.add_asset_metadata(metadata, partition_key=str(key))
     return dg.MaterializeResult(check_results=[
         dg.AssetCheckResult(
