@@ -11,6 +11,7 @@ from ..services.execution import execute_portfolio
 from ..services.history import archive_signals, snapshot_portfolios
 from ..services.prices import update_prices
 from ..services.reports import unbalanced_portfolios
+from .markdown import markdown_table
 from .portfolios import portfolios_partitions
 from .resources import Database, PolymarketApi
 from .strategy import SIGNALS, signals_partitions
@@ -46,10 +47,7 @@ def _value_events(rows: list[dict], source: str) -> list[dg.AssetMaterialization
 
 
 def _table(rows: list[dict]) -> dg.MetadataValue:
-    if not rows:
-        return dg.MetadataValue.md("_no portfolios_")
-    frame = pd.DataFrame(rows)
-    return dg.MetadataValue.md(frame.to_markdown(index=False, floatfmt=".2f"))
+    return markdown_table(pd.DataFrame(rows), empty="no portfolios", floatfmt=".2f")
 
 
 def _check_books(context, database: Database) -> None:

@@ -6,6 +6,7 @@ import pandas as pd
 from ..config import settings
 from ..services.market_checks import check_refresh
 from ..services.market_refresh import refresh_markets
+from .markdown import markdown_table
 from .resources import Database, PolymarketApi
 
 EVENTS = dg.AssetKey("polymarket_events")
@@ -63,7 +64,7 @@ def polymarket_market_data(context: dg.AssetExecutionContext, database: Database
             "snapshots": dg.MetadataValue.int(report.snapshots),
             "rejected_total": dg.MetadataValue.int(sum(report.rejected.values())),
             **rejected,
-            "top_markets_by_volume_24hr": dg.MetadataValue.md(top.to_markdown(index=False) if len(top) else "_none_"),
+            "top_markets_by_volume_24hr": markdown_table(top, empty="none"),
             **seconds,
         },
         check_results=[

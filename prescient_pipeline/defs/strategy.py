@@ -15,6 +15,7 @@ from ..config import settings
 from ..services.portfolio_keys import active_portfolios
 from ..services.signals import as_of_for, generate_signals
 from .market_data import MARKETS, refresh_markets_job
+from .markdown import markdown_table
 from .portfolios import portfolios_partitions
 from .resources import Database
 
@@ -65,7 +66,7 @@ def portfolio_signals(context: dg.AssetExecutionContext, database: Database) -> 
             "signals": dg.MetadataValue.int(len(run.signals)),
             "signals_amount": dg.MetadataValue.float(float(run.signals["amount"].sum()) if len(run.signals) else 0.0),
             "pending_replaced": dg.MetadataValue.int(run.replaced),
-            "preview": dg.MetadataValue.md(preview.to_markdown(index=False) if len(preview) else "_no signals_"),
+            "preview": markdown_table(preview, empty="no signals"),
         }
     )
 
