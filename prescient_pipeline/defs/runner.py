@@ -32,8 +32,9 @@ def _defs():
     return defs
 
 
-# The run's own event log keeps every line; the terminal only needs warnings.
-QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# The run's own event log keeps every line, and dagster.yaml sends warnings and errors (with their
+# tracebacks) to the log file; the command that launched the run says in one line what failed.
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def _run(job_name: str, instance: dg.DagsterInstance, run_config: dict | None = None,
