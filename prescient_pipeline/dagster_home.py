@@ -6,14 +6,18 @@ daemon and run workers it starts inherit DAGSTER_HOME and the storage URL.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
+from .abandoned_runs import fail_abandoned_runs
 from .config import settings
 from .db.engine import dagster_storage_url, database_url
 from .db.urls import sqlalchemy_url
+
+log = logging.getLogger(__name__)
 
 REPO_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
 STORAGE_ENV = "PRESCIENT_DAGSTER_STORAGE_URL"
@@ -61,6 +65,10 @@ def instance():
     # PostgreSQL storage opens a new connection for every event it writes; keep a small pool
     # open instead, as the webserver does (no statement timeout: runs may write large events).
     dagster_instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=10)
+    try:
+        fail_abandoned_runs(dagster_instance)
+    except Exception as exc:  # never keep a command from running over this
+        log.warning("could not check for killed runs: %s", exc)
     return dagster_instance
 
 

@@ -8,6 +8,7 @@ embedded server's start-up output) go to this file, which every `prescient` proc
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -24,8 +25,11 @@ class LogFileHandler(logging.FileHandler):
     """Appends to the log file of the current PRESCIENT_HOME (named in dagster.yaml, too)."""
 
     def __init__(self, level: int | str = logging.NOTSET):
-        path = log_file()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path = log_file()
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except Exception:  # never stop a run or a command over its log file
+            path = Path(os.devnull)
         super().__init__(path, mode="a", encoding="utf-8", delay=True)
         self.setLevel(level)
         self.setFormatter(logging.Formatter(_FORMAT))
@@ -56,11 +60,11 @@ def setup() -> Path | None:
     to_terminal.setLevel(logging.WARNING)
     to_terminal.setFormatter(OneLineFormatter())
     handlers = [(root, to_terminal)]
-    try:
-        to_file = LogFileHandler(logging.INFO)
-        handlers += [(root, to_file), (_details, to_file)]
-    except (OSError, ValueError):  # an unwritable or invalid PRESCIENT_HOME: no file, still one line
+    to_file = LogFileHandler(logging.INFO)
+    if to_file.baseFilename == os.devnull:  # an unwritable or invalid PRESCIENT_HOME: still one line
         to_file = None
+    else:
+        handlers += [(root, to_file), (_details, to_file)]
     for logger, handler in handlers:
         handler._prescient = True
         logger.addHandler(handler)
