@@ -19,11 +19,9 @@ password is set and pg_hba.conf rewritten.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import logging
 import os
-import pwd
 import secrets
 import shlex
 import stat
@@ -58,8 +56,8 @@ _SOCKET_NAME = ".s.PGSQL.5432"
 def start(home: Path) -> str:
     """Start (or join) the server under `home`; return the app database URL."""
     home.mkdir(parents=True, exist_ok=True)
-    passfile = password_file(home)
     with _locked(home / ".embedded.lock"):
+        passfile = password_file(home)
         server = _server(home / "pgdata")
         socket_dir = server.get_postmaster_info().socket_dir
         base = server_url(socket_dir, passfile)
@@ -84,19 +82,18 @@ def server_url(socket_dir: Path | None, passfile: Path | None, database: str = "
 # --- the password --------------------------------------------------------------------------------
 
 def password_file(home: Path) -> Path:
-    """`home/pgpass` (mode 0600), created with a random password if missing."""
+    """`home/pgpass` (mode 0600), created with a random password if missing (under the lock)."""
     path = home / PASSWORD_FILE
     if not path.exists():
-        line = f"*:*:*:{SUPERUSER}:{secrets.token_urlsafe(32)}\n"
         fd, tmp = tempfile.mkstemp(dir=home, prefix=".pgpass.")  # mkstemp: mode 0600
         try:
             with os.fdopen(fd, "w") as f:
-                f.write(line)
-            os.link(tmp, path)  # atomic and exclusive: a concurrent start keeps the first file
-        except FileExistsError:
-            pass
-        finally:
-            os.unlink(tmp)
+                f.write(f"*:*:*:{SUPERUSER}:{secrets.token_urlsafe(32)}\n")
+            os.replace(tmp, path)  # whole or absent, never half-written
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
     if stat.S_IMODE(path.stat().st_mode) & 0o077:
         path.chmod(0o600)  # libpq ignores a password file others can read
     return path
@@ -212,6 +209,8 @@ def _server(pgdata: Path):
 
 def _server_uid(system_user: str | None) -> int:
     """The server runs as us, or (when we are root) as pgserver's own system user."""
+    import pwd
+
     return pwd.getpwnam(system_user).pw_uid if system_user else os.geteuid()
 
 
@@ -252,6 +251,8 @@ def private_socket_dir(pgdata: Path, system_user: str | None) -> Path:
 @contextlib.contextmanager
 def _locked(path: Path):
     """An exclusive lock across processes for the password and pg_hba.conf set-up."""
+    import fcntl
+
     with open(path, "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
