@@ -49,7 +49,7 @@ _details.propagate = False
 
 
 def setup() -> Path | None:
-    """Send everything from INFO to the log file and warnings, one line each, to stderr.
+    """Send everything from INFO to the log file, and our warnings, one line each, to stderr.
     Returns the log file, or None when it cannot be written (then stderr alone is used)."""
     root = logging.getLogger()
     for logger in (root, _details):
@@ -59,6 +59,9 @@ def setup() -> Path | None:
     to_terminal = logging.StreamHandler(sys.stderr)
     to_terminal.setLevel(logging.WARNING)
     to_terminal.setFormatter(OneLineFormatter())
+    # Our own warnings only: a library's error log (pgserver's, say, with the server's whole log)
+    # would repeat, at length, what the command's error line says.
+    to_terminal.addFilter(logging.Filter("prescient_pipeline"))
     handlers = [(root, to_terminal)]
     to_file = LogFileHandler(logging.INFO)
     if to_file.baseFilename == os.devnull:  # an unwritable or invalid PRESCIENT_HOME: still one line

@@ -91,7 +91,8 @@ def test_out_of_range_updates_and_transfers_exit_2(cli, engine):
                  ["update", str(a), "--max-position-size", "1e15"],
                  ["update", str(a), "--config", '{"k": "' + "v" * 70_000 + '"}'],
                  ["pause", str(a), "--reason", "why\r\nnot"],
-                 ["transfer", "--from", str(a), "--to", str(b), "--amount", "1e15"]):
+                 ["transfer", "--from", str(a), "--to", str(b), "--amount", "1e15"],
+                 ["show", "99999999999"], ["pause", "99999999999"]):
         code, _, err = cli("portfolio", *argv)
         assert code == 2, argv
         assert err.startswith("error: ") and err.count("\n") == 1, err

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -73,6 +74,16 @@ def _raised_by(exc: BaseException, package: str) -> bool:
     return any(c.__module__ == package or c.__module__.startswith(package + ".") for c in type(exc).__mro__)
 
 
+def _passed_through(exc: BaseException, package: str) -> bool:
+    """Whether `package`'s code is on the traceback (pgserver raises plain subprocess errors)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if f"{os.sep}{package}{os.sep}" in tb.tb_frame.f_code.co_filename:
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def describe_failure(exc: BaseException) -> str:
     """What failed and what to do, in one line (without the log file's name)."""
     first = one_line(exc)
@@ -85,7 +96,7 @@ def describe_failure(exc: BaseException) -> str:
             return (f"cannot use the database: {one_line(cause)} (check PRESCIENT_DATABASE_URL, or that the "
                     "embedded server under PRESCIENT_HOME can start)")
         return f"the database refused the operation, nothing was changed: {one_line(cause)}"
-    if _raised_by(exc, "pgserver") or _raised_by(exc, "subprocess"):
+    if _raised_by(exc, "pgserver") or _passed_through(exc, "pgserver"):
         return f"the embedded PostgreSQL did not start: {first} (its own log is PRESCIENT_HOME/pgdata/log)"
     if _raised_by(exc, "dagster"):
         return f"Dagster failed: {first}"
