@@ -99,7 +99,8 @@ def describe_failure(exc: BaseException) -> str:
     if _raised_by(exc, "pgserver") or _passed_through(exc, "pgserver"):
         return f"the embedded PostgreSQL did not start: {first} (its own log is PRESCIENT_HOME/pgdata/log)"
     if _raised_by(exc, "dagster"):
-        return f"Dagster failed: {first}"
+        # A Failure is our own step saying what went wrong (books that do not balance, say).
+        return first if type(exc).__name__ == "Failure" else f"Dagster failed: {first}"
     return f"{type(exc).__name__}: {first}"
 
 
