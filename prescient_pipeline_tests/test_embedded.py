@@ -88,13 +88,18 @@ def holding(home):
     """A process holding the embedded server of `home` (our start()), yielding its URL."""
     proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(home)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    socket_dir = None
     try:
         line = proc.stdout.readline().split()
         assert len(line) == 3, proc.stderr.read() if proc.poll() is not None else line
+        socket_dir = Path(make_url(line[0]).query["host"])
         yield line[0]
     finally:
         proc.communicate("")
         stop_if_running(home / "pgdata")
+        if socket_dir is not None and socket_dir.name.startswith("prescient-"):
+            with contextlib.suppress(OSError):
+                socket_dir.rmdir()  # empty once the server stopped
 
 
 def stop_if_running(pgdata):
