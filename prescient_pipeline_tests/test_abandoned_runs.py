@@ -43,8 +43,21 @@ def started_run(instance, proc, timeout=120.0):
     raise AssertionError("the run never started")
 
 
+def by_the_next_command():
+    return dagster_home.instance()  # what every prescient command that talks to Dagster opens
+
+
+def by_the_daemon_sensor():
+    from prescient_pipeline.defs.run_health import abandoned_runs_sensor
+
+    instance = dg.DagsterInstance.get()
+    abandoned_runs_sensor(dg.build_sensor_context(instance=instance))
+    return instance
+
+
 @pytest.mark.slow
-def test_a_killed_run_is_marked_failed_on_the_next_start(database_url, tmp_path, monkeypatch):
+@pytest.mark.parametrize("noticed", [by_the_next_command, by_the_daemon_sensor])
+def test_a_killed_run_is_marked_failed(database_url, tmp_path, monkeypatch, noticed):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
     monkeypatch.delenv(dagster_home.STORAGE_ENV, raising=False)
     dagster_home.prepare()
@@ -58,7 +71,7 @@ def test_a_killed_run_is_marked_failed_on_the_next_start(database_url, tmp_path,
         proc.send_signal(signal.SIGKILL)
         proc.wait()
 
-    instance = dagster_home.instance()  # what every prescient command that talks to Dagster opens
+    instance = noticed()
     try:
         after = instance.get_run_by_id(run.run_id)
         assert after.status == dg.DagsterRunStatus.FAILURE
