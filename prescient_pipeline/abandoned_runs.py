@@ -1,4 +1,5 @@
-"""Runs whose process died: marked failed the next time a `prescient` command opens the instance.
+"""Runs whose process died: marked failed by `abandoned_runs_sensor` while the daemon runs, and
+whenever a `prescient` command opens the instance.
 
 A run killed with its process (kill -9, a reboot, an out-of-memory kill) never writes its end, so
 Dagster shows it STARTED forever and its concurrency slots stay taken. Dagster's run monitoring
