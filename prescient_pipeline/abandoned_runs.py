@@ -31,7 +31,7 @@ def fail_abandoned_runs(instance) -> list[str]:
     from dagster import DagsterEventType, DagsterRunStatus, RunsFilter
 
     here = socket.gethostname()
-    local_storage = _storage_is_local()
+    local_storage = _storage_is_local(instance)
     failed = []
     for record in instance.get_run_records(RunsFilter(statuses=[DagsterRunStatus.STARTED])):
         run = record.dagster_run
@@ -65,13 +65,11 @@ def _process_alive_since(pid: int, started_at: float) -> bool:
         return True
 
 
-def _storage_is_local() -> bool:
+def _storage_is_local(instance) -> bool:
     from sqlalchemy.engine import make_url
 
-    from .dagster_home import STORAGE_ENV
-
-    url = os.environ.get(STORAGE_ENV)
+    url = getattr(instance.run_storage, "postgres_url", None)
     if not url:
-        return True  # Dagster's default: SQLite files in DAGSTER_HOME
+        return True  # SQLite files in DAGSTER_HOME
     parsed = make_url(url)
     return parsed.host in (None, "", "localhost", "127.0.0.1", "::1") or str(parsed.query.get("host", "")).startswith("/")

@@ -25,6 +25,9 @@ ENVIRONMENT = {
     "PRESCIENT_CLOB_URL": f"CLOB API base URL (default {DEFAULT_CLOB_URL}, or that simulator).",
     "PRESCIENT_REFRESH_CRON": "Cron of the market refresh schedule (default hourly, '0 * * * *').",
     "PRESCIENT_CYCLE_CRON": "Cron of the daily trading cycle (default '0 9 * * *', UTC).",
+    "PRESCIENT_SNAPSHOT_CRON": "Cron of the daily portfolio snapshot (default '55 23 * * *', UTC).",
+    "PRESCIENT_HISTORY_KEEP_DAYS": "Days of market history kept whole; older days are thinned to what "
+                                   "replays read (default 90).",
     "PRESCIENT_PARTITIONS_START": "First date of the portfolio_signals partitions (default 2026-01-01).",
     "PRESCIENT_HTTP_RETRIES": "Retries of a Polymarket request answered 429/5xx or timed out (default 5).",
     "PRESCIENT_HTTP_BACKOFF": "Seconds of backoff between those retries, doubling each time (default 0.5).",
@@ -39,6 +42,8 @@ class Settings:
     clob_url: str
     refresh_cron: str
     cycle_cron: str
+    snapshot_cron: str
+    history_keep_days: int
     partitions_start: str
     http_retries: int
     http_backoff: float
@@ -70,6 +75,8 @@ def settings() -> Settings:
         clob_url=(clob or DEFAULT_CLOB_URL).rstrip("/"),
         refresh_cron=os.environ.get("PRESCIENT_REFRESH_CRON") or "0 * * * *",
         cycle_cron=os.environ.get("PRESCIENT_CYCLE_CRON") or "0 9 * * *",
+        snapshot_cron=os.environ.get("PRESCIENT_SNAPSHOT_CRON") or "55 23 * * *",
+        history_keep_days=max(1, int(_number("PRESCIENT_HISTORY_KEEP_DAYS", 90, whole=True))),
         partitions_start=os.environ.get("PRESCIENT_PARTITIONS_START") or "2026-01-01",
         http_retries=int(_number("PRESCIENT_HTTP_RETRIES", 5, whole=True)),
         http_backoff=_number("PRESCIENT_HTTP_BACKOFF", 0.5),

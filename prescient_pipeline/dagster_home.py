@@ -1,7 +1,9 @@
 """Prepare the Dagster instance: PostgreSQL storage on the app database's server.
 
 Every `prescient` command that talks to Dagster calls `prepare()` first, so the webserver, the
-daemon and run workers it starts inherit DAGSTER_HOME and the storage URL.
+daemon and run workers it starts inherit DAGSTER_HOME and the app database. The storage itself
+(`dagster_storage.PrescientStorage`) finds its URL from the same settings, so plain `dagster`
+commands pointed at that DAGSTER_HOME reach the same instance.
 """
 
 from __future__ import annotations
@@ -14,21 +16,17 @@ from pathlib import Path
 
 from .abandoned_runs import fail_abandoned_runs
 from .config import settings
-from .db.engine import dagster_storage_url, database_url
-from .db.urls import sqlalchemy_url
+from .db.engine import database_url
 
 log = logging.getLogger(__name__)
 
 REPO_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
-STORAGE_ENV = "PRESCIENT_DAGSTER_STORAGE_URL"
 
 
 def prepare() -> Path:
-    """Set DAGSTER_HOME and the storage URL in this process' environment; return DAGSTER_HOME."""
-    app_url = database_url()
-    # dagster-postgres hands the URL to SQLAlchemy, which would pick psycopg 3 for a bare
-    # postgresql:// under SQLAlchemy 2.1; name the driver we ship.
-    os.environ[STORAGE_ENV] = sqlalchemy_url(dagster_storage_url(app_url))
+    """Set DAGSTER_HOME in this process' environment (and start the embedded database if it is
+    the one in use, exporting its URL for child processes); return DAGSTER_HOME."""
+    database_url()
     home = settings().dagster_home
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"

@@ -15,6 +15,7 @@ defs = dg.Definitions(
         ledger.update_prices_job,
         ledger.portfolio_snapshot_job,
         ledger.archive_signals_job,
+        ledger.prune_history_job,
     ],
     schedules=[
         market_data.refresh_markets_schedule,
@@ -22,6 +23,7 @@ defs = dg.Definitions(
         ledger.update_prices_schedule,
         ledger.portfolio_snapshot_schedule,
         ledger.archive_signals_schedule,
+        ledger.prune_history_schedule,
     ],
     sensors=[
         portfolios.portfolio_partitions_sensor,

@@ -59,7 +59,6 @@ def by_the_daemon_sensor():
 @pytest.mark.parametrize("noticed", [by_the_next_command, by_the_daemon_sensor])
 def test_a_killed_run_is_marked_failed(database_url, tmp_path, monkeypatch, noticed):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
-    monkeypatch.delenv(dagster_home.STORAGE_ENV, raising=False)
     dagster_home.prepare()
     proc = subprocess.Popen([sys.executable, "-c", SCRIPT], env=dict(os.environ), stderr=subprocess.PIPE, text=True)
     try:

@@ -5,6 +5,7 @@ from datetime import datetime, timedelta, timezone
 import dagster as dg
 from sqlalchemy import text
 
+from prescient_pipeline.db.history_partitions import ensure_partitions
 from prescient_pipeline.services import portfolios as svc
 
 from .helpers import run_job
@@ -13,6 +14,7 @@ from .helpers import run_job
 def test_old_signals_move_to_the_archive(engine):
     pid = svc.create_portfolio(engine, svc.NewPortfolio.parse(name="a", strategy="momentum", balance="100"))["portfolio_id"]
     now = datetime.now(timezone.utc)
+    ensure_partitions(engine, now)
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO market_snapshots (market_id, ts) VALUES ('m', :now)"), {"now": now})
         for days, executed in ((60, True), (45, False), (2, False)):

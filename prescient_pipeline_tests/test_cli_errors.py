@@ -5,7 +5,6 @@ import socket
 
 import pytest
 
-from prescient_pipeline import dagster_home
 from prescient_pipeline.cli import main
 
 
@@ -19,7 +18,6 @@ def closed_port() -> int:
 def cli(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("PRESCIENT_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
-    monkeypatch.delenv(dagster_home.STORAGE_ENV, raising=False)
 
     def run(*argv):
         code = main(list(argv))

@@ -169,20 +169,22 @@ def test_429_with_retry_after_then_503_are_retried(server):
 
 
 def test_a_long_retry_after_is_capped_at_backoff_max(server):
+    from urllib3 import HTTPResponse
+
+    client = quick_client(server, backoff_max=0.2)
+    retry = client._session.get_adapter(server.url).max_retries
+    # The wait urllib3 would sleep on "Retry-After: 600" is the cap, not ten minutes.
+    assert retry.get_retry_after(HTTPResponse(status=503, headers={"Retry-After": "600"})) == 0.2
     server.fail_next([503], retry_after=600)
-    started = time.monotonic()
-    assert len(quick_client(server, backoff_max=0.2).fetch_active_events().events) == 227
-    assert time.monotonic() - started < 1.5
+    assert len(client.fetch_active_events().events) == 227
 
 
 def test_an_outage_fails_after_the_retries_with_one_clear_line(server):
     server.fail_always(500)
-    started = time.monotonic()
 
     with pytest.raises(PolymarketError) as failure:
         quick_client(server, retries=3).fetch_active_events()
 
-    assert time.monotonic() - started < 2
     message = str(failure.value)
     assert "\n" not in message
     assert "GET /events?active=true" in message
@@ -295,13 +297,35 @@ def test_books_take_the_best_levels_whatever_their_order(polymarket_data):
         tokens = ["t1", "t2", "t3", "x0", "x1", "x2", "x3", "missing"]
         fetched = quick_client(replay).fetch_books(tokens, chunk_size=3)
 
-    top = Book(best_bid=0.50, best_ask=0.51, bid_size=150.0, ask_size=120.0)
+    # The recorded book sends bids ascending and asks descending; depth is kept best first.
+    bids = [(0.50, 150.0), (0.49, 200.0), (0.48, 100.0)]
+    asks = [(0.51, 120.0), (0.52, 180.0), (0.53, 90.0)]
+    top = Book(best_bid=0.50, best_ask=0.51, bid_size=150.0, ask_size=120.0, bids=bids, asks=asks)
     assert fetched["t1"] == fetched["t2"] == top
-    assert fetched["t3"] == Book(best_bid=0.50, best_ask=None, bid_size=150.0, ask_size=None)
+    assert fetched["t3"] == Book(best_bid=0.50, best_ask=None, bid_size=150.0, ask_size=None, bids=bids)
     assert "missing" not in fetched and len(fetched) == 7
     sent = replay.requests_to("/books", "POST")
     assert [len(r.body) for r in sent] == [3, 3, 2]
     assert sent[0].body == [{"token_id": "t1"}, {"token_id": "t2"}, {"token_id": "t3"}]
+
+
+def test_books_keep_the_twenty_best_levels_a_side_and_the_market_rules():
+    # 30 levels a side in the CLOB's order (best last); a level without a usable size cannot be
+    # walked and is left out of the depth, as is a zero-size level.
+    bids = [{"price": f"{0.20 + k / 100:.2f}", "size": f"{10 + k}"} for k in range(30)]  # 0.20 .. 0.49
+    asks = [{"price": f"{0.80 - k / 100:.2f}", "size": f"{100 + k}"} for k in range(30)]  # 0.80 .. 0.51
+    bids += [{"price": "0.495", "size": "0"}, {"price": "0.494"}]
+    book = {"bids": bids, "asks": asks, "tick_size": "0.001", "min_order_size": "15",
+            "last_trade_price": "0.505", "neg_risk": False}
+    with ReplayServer(books={"t": book}) as replay:
+        fetched = quick_client(replay).fetch_books(["t"])["t"]
+    assert len(fetched.bids) == len(fetched.asks) == 20
+    # Best first: bids from 0.49 down (size 10 + 29 = 39 at 0.49), asks from 0.51 up (100 + 29).
+    assert fetched.bids[0] == (0.49, 39.0) and fetched.bids[-1] == (0.30, 20.0)
+    assert fetched.asks[0] == (0.51, 129.0) and fetched.asks[-1] == (0.70, 110.0)
+    assert [p for p, _ in fetched.bids] == sorted((p for p, _ in fetched.bids), reverse=True)
+    assert [p for p, _ in fetched.asks] == sorted(p for p, _ in fetched.asks)
+    assert (fetched.tick_size, fetched.min_order_size, fetched.last_trade_price) == (0.001, 15.0, 0.505)
 
 
 def test_midpoints_are_fetched_in_chunks():
@@ -360,7 +384,9 @@ def test_rate_limiter_holds_calls_to_the_window():
     started = time.monotonic()
     for _ in range(10):
         limiter.acquire()
-    assert 0.95 <= time.monotonic() - started < 1.6
+    # The sixth call had to wait for the first to leave the window (a lower bound: the limiter
+    # must hold calls back; how much longer a loaded machine takes is not its business).
+    assert time.monotonic() - started >= 0.95
 
 
 def test_rate_limiter_is_shared_safely_between_threads():
@@ -383,3 +409,14 @@ def test_rate_limiter_is_shared_safely_between_threads():
     assert len(stamps) == 12
     # No 0.5 s window ever saw more than 4 calls.
     assert all(stamps[i + 4] - stamps[i] >= 0.49 for i in range(len(stamps) - 4))
+
+
+def test_clob_market_info_of_a_known_and_an_unknown_market():
+    from prescient_pipeline.polymarket.simulator import SimulatorServer, Universe
+
+    universe = Universe(seed=3, events=20, start=datetime(2026, 3, 2, tzinfo=timezone.utc))
+    condition = universe.gamma_markets(limit=1)[0]["conditionId"]
+    with SimulatorServer(universe) as server, PolymarketClient(server.url, server.url, retries=0) as client:
+        info = client.fetch_market_info(condition)
+        assert info == universe.clob_market_info(condition) and set(info) == {"condition_id", "mos", "mts", "fd"}
+        assert client.fetch_market_info("0x00") is None

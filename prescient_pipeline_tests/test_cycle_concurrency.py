@@ -10,6 +10,7 @@ import subprocess
 import sys
 from datetime import datetime, timezone
 
+import pytest
 from sqlalchemy import text
 
 from prescient_pipeline.db import embedded
@@ -23,6 +24,7 @@ STRATEGIES = ("momentum", "mean_reversion", "arbitrage")
 
 
 
+@pytest.mark.slow
 def test_two_cycles_started_together_never_double_write(engine, database_url, tmp_path):
     # Both processes must find Dagster's storage missing, so its creation races too.
     dagster_db = f"{database_name(database_url)}_dagster"
@@ -51,7 +53,7 @@ def test_two_cycles_started_together_never_double_write(engine, database_url, tm
     for p, (out, err) in zip(procs, outputs):
         assert p.returncode == 0, f"exit {p.returncode}\nstdout: {out[-2000:]}\nstderr: {err[-4000:]}"
         cycle = json.loads(out)
-        assert set(map(int, cycle["execution_runs"])) == set(ids.values())
+        assert set(cycle["portfolio_ids"]) == set(ids.values())
 
     with engine.connect() as conn:
         def count(query: str) -> int:

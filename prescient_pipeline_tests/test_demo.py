@@ -27,6 +27,7 @@ def price_update_times(engine):
         )).scalars().all()
 
 
+@pytest.mark.slow
 def test_one_day_prices_every_five_minutes_and_a_second_run_repeats_it(engine, tmp_path):
     with dg.instance_for_test() as instance:
         first, lines = demo(instance, engine, tmp_path, "first", price_every=5, runs_every=360)

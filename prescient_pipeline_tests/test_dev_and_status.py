@@ -140,6 +140,7 @@ def own_database(database_url):
         embedded.drop_database(database_url, name + suffix)
 
 
+@pytest.mark.slow
 def test_dev_offline_with_examples_trades_at_once_and_stops_cleanly_on_sigterm(own_database, tmp_path):
     port = free_port()
     env = {**os.environ, "PRESCIENT_HOME": str(tmp_path), "PRESCIENT_DATABASE_URL": own_database}

@@ -79,6 +79,7 @@ def test_paused_portfolio_produces_no_signals(engine, monkeypatch):
     assert "paused" in mat.metadata["skipped"].value
 
 
+@pytest.mark.slow
 def test_three_days_of_trading_balance_after_every_update(engine, monkeypatch, start_three_days_ago):
     exits = {"momentum": {"stop_loss_percentage": 0.05, "take_profit_percentage": 0.05}}
     with simulator(monkeypatch, start=start_three_days_ago) as sim, dg.instance_for_test() as instance:
@@ -86,7 +87,7 @@ def test_three_days_of_trading_balance_after_every_update(engine, monkeypatch, s
         for day in range(3):
             sim.universe.advance(9 * 60 if day == 0 else 0)
             cycle = runner.run_cycle(instance, engine, sim.universe.now.date())
-            assert set(cycle.execution_runs) == set(ids.values())
+            assert set(cycle.portfolio_ids) == set(ids.values())
             for _ in range(4):
                 sim.universe.advance(6 * 60)
                 runner.update_prices(instance)

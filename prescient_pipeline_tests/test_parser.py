@@ -219,6 +219,17 @@ def test_a_typical_market_row():
         "start_date": datetime(2025, 10, 1, 12, 0, 0, 123000, tzinfo=UTC),
         "end_date": datetime(2025, 12, 31, 12, tzinfo=UTC),
         "closed_time": datetime(2025, 10, 22, 17, 2, 54, tzinfo=UTC),
+        # No `version`: a V1 market. Nothing said about rules or fees: unknown, not zero.
+        "protocol_version": "v1",
+        "tick_size": None,
+        "min_order_size": None,
+        "fees_enabled": None,
+        "fee_rate": None,
+        "fee_exponent": None,
+        "fee_taker_only": None,
+        "neg_risk_other": False,
+        "bids": None,
+        "asks": None,
     }
     assert type(row["volume_24hr"]) is float
 
@@ -411,6 +422,7 @@ def test_event_row_and_market_inheritance():
         "archived": False,
         "neg_risk": True,
         "neg_risk_market_id": "0xneg",
+        "neg_risk_augmented": False,
         "start_date": datetime(2025, 10, 1, tzinfo=UTC),
         "end_date": datetime(2025, 12, 31, tzinfo=UTC),
         "liquidity": 184534.74667,
@@ -889,3 +901,134 @@ def test_normalized_events_file_parses_once_put_back_into_wire_format(polymarket
     assert result.markets[0]["tags"] == first["tags"]
     assert result.markets[0]["outcome_prices"] == ["0.0", "1.0"]
     assert_rows_are_well_typed(result)
+
+
+# --- protocol version, market rules, fee parameters, augmented negRisk ----------------------------
+
+from prescient_pipeline.polymarket.parser import clob_fee_parameters  # noqa: E402
+
+
+@pytest.mark.parametrize("version", [MISSING, None, "", "v1", "V1"])
+def test_v1_or_no_version_reads_clob_token_ids(version):
+    row = only_market(wire_market(version=version, positionIds=["1", "2"]))
+    assert (row["protocol_version"], row["yes_token_id"], row["no_token_id"]) == ("v1", YES_TOKEN, NO_TOKEN)
+
+
+@pytest.mark.parametrize("ids", [[YES_TOKEN, NO_TOKEN], json.dumps([YES_TOKEN, NO_TOKEN])])
+def test_v2_reads_position_ids_and_ignores_clob_token_ids(ids):
+    # positionIds is a native array on the wire; JSON text is tolerated like every list field.
+    row = only_market(wire_market(version="v2", positionIds=ids, clobTokenIds=json.dumps(["7", "8"])))
+    assert row["protocol_version"] == "v2"
+    assert (row["clob_token_ids"], row["yes_token_id"], row["no_token_id"]) == ([YES_TOKEN, NO_TOKEN], YES_TOKEN, NO_TOKEN)
+
+
+def test_v2_without_position_ids_is_rejected_even_with_clob_token_ids():
+    assert rejection(wire_market(version="v2")) == "missing_token_ids"
+    assert rejection(wire_market(version="v2", positionIds=[YES_TOKEN])) == "mismatched_lengths"
+
+
+def test_an_unsupported_version_is_kept_out_and_counted():
+    result = parse_events([wire_event([wire_market(id="1", version="v3"), wire_market(id="2", version=2),
+                                       wire_market(id="3", version="v2", positionIds=[YES_TOKEN, NO_TOKEN])])])
+    assert [m["market_id"] for m in result.markets] == ["3"]
+    # version 2 (a number) reads as "2", not "v2": unsupported too.
+    assert result.rejected == Counter({"unsupported_version": 2})
+    assert result.events[0]["market_count"] == 3
+
+
+@pytest.mark.parametrize(
+    "fields, rules",
+    [
+        ({"orderPriceMinTickSize": 0.01, "orderMinSize": 5}, (0.01, 5.0)),
+        ({"orderPriceMinTickSize": "0.001", "orderMinSize": "15"}, (0.001, 15.0)),
+        ({"orderPriceMinTickSize": 0, "orderMinSize": -1}, (None, None)),  # not a tick, not a size
+        ({"orderPriceMinTickSize": "x", "orderMinSize": None}, (None, None)),
+        ({}, (None, None)),
+    ],
+)
+def test_tick_size_and_minimum_order_size(fields, rules):
+    row = only_market(wire_market(**fields))
+    assert (row["tick_size"], row["min_order_size"]) == rules
+
+
+def fees(row: dict) -> tuple:
+    return row["fees_enabled"], row["fee_rate"], row["fee_exponent"], row["fee_taker_only"]
+
+
+@pytest.mark.parametrize(
+    "fields, expected",
+    [
+        # The real sports schedule (recorded nautilus fixture shape).
+        ({"feesEnabled": True, "feeType": "sports_fees_v2",
+          "feeSchedule": {"exponent": 1, "rate": 0.03, "rebateRate": 0.25, "takerOnly": True}},
+         (True, 0.03, 1.0, True)),
+        # The January-March 2026 crypto regime: rate 0.25, exponent 2.
+        ({"feesEnabled": True, "feeSchedule": {"exponent": 2, "rate": 0.25, "takerOnly": True}}, (True, 0.25, 2.0, True)),
+        # Fees on, no parameters (real crypto_fees markets): enabled, rate unknown.
+        ({"feesEnabled": True, "feeSchedule": None, "takerBaseFee": 1000}, (True, None, None, None)),
+        # Fee-free: rate 0 whatever a schedule says.
+        ({"feesEnabled": False, "feeSchedule": {"exponent": 1, "rate": 0.05, "takerOnly": True}}, (False, 0.0, None, True)),
+        ({"feesEnabled": False, "feeSchedule": None}, (False, 0.0, None, None)),
+        ({}, (None, None, None, None)),
+        ({"feesEnabled": "true", "feeSchedule": {"rate": "0.07", "exponent": "1", "takerOnly": "true"}}, (True, 0.07, 1.0, True)),
+        ({"feesEnabled": True, "feeSchedule": {"rate": -0.1, "exponent": "e"}}, (True, None, None, None)),
+    ],
+)
+def test_gamma_fee_parameters(fields, expected):
+    assert fees(only_market(wire_market(**fields))) == expected
+
+
+@pytest.mark.parametrize(
+    "info, expected",
+    [
+        # As observed live on CLOB V2: fd {r, e, to}.
+        ({"mos": 5, "mts": 0.01, "fd": {"r": 0.05, "e": 1, "to": True}}, (True, 0.05, 1.0, True)),
+        ({"fd": {"r": 0.25, "e": 2, "to": True}}, (True, 0.25, 2.0, True)),
+        ({"fd": {"r": 0, "e": 1, "to": True}}, (False, 0.0, 1.0, True)),
+        ({"mos": 5}, (None, None, None, None)),
+        ("not an object", (None, None, None, None)),
+    ],
+)
+def test_clob_market_info_fee_details(info, expected):
+    row = clob_fee_parameters(info)
+    assert (row["fees_enabled"], row["fee_rate"], row["fee_exponent"], row["fee_taker_only"]) == expected
+
+
+def test_augmented_neg_risk_flags_the_event_and_its_other_and_placeholder_outcomes():
+    named = wire_market(id="1", groupItemTitle="Maria Silva", question="Will Maria Silva win?")
+    other = wire_market(id="2", groupItemTitle="Other", question="Will another person win?")
+    flagged = wire_market(id="3", groupItemTitle="Rest of field", question="Will the field win?", negRiskOther=True)
+    placeholder = wire_market(id="4", groupItemTitle=MISSING, question="Will Person AB win?")
+    event = wire_event([named, other, flagged, placeholder], negRisk=True, enableNegRisk=True, negRiskAugmented=True)
+    result = parse_events([event])
+    assert result.events[0]["neg_risk_augmented"] is True
+    assert {m["market_id"]: m["neg_risk_other"] for m in result.markets} == {"1": False, "2": True, "3": True, "4": True}
+    # The same names in a plain negRisk event are ordinary outcomes.
+    plain = parse_events([wire_event([other, placeholder], negRisk=True, enableNegRisk=True, negRiskAugmented=False)])
+    assert plain.events[0]["neg_risk_augmented"] is False
+    assert [m["neg_risk_other"] for m in plain.markets] == [False, False]
+    # The /markets listing carries the parent event, augmented flag included.
+    listed = parse_markets([{**other, "events": [{"id": "9", "enableNegRisk": True, "negRiskAugmented": True}]}])
+    assert listed.events[0]["neg_risk_augmented"] is True and listed.markets[0]["neg_risk_other"] is True
+
+
+def test_recorded_fee_schedules_rules_and_augmented_events(polymarket_data):
+    sports = only_market(json.loads((polymarket_data / NAUTILUS / "gamma_market_sports_market_money_line.json").read_text()))
+    assert fees(sports) == (True, 0.03, 1.0, True)
+    assert (sports["tick_size"], sports["min_order_size"], sports["protocol_version"]) == (0.001, 5.0, "v1")
+    crypto = only_market(json.loads((polymarket_data / NAUTILUS / "gamma_market.json").read_text()))
+    assert fees(crypto) == (True, None, None, None)  # feesEnabled with no feeSchedule
+    assert (crypto["tick_size"], crypto["min_order_size"]) == (0.01, 5.0)
+    [event] = json.loads((polymarket_data / NAUTILUS / "gamma_event.json").read_text())
+    parsed = parse_events([event])
+    assert parsed.events[0]["neg_risk_augmented"] is True
+    assert [m["neg_risk_other"] for m in parsed.markets] == [False, False]  # two named candidates
+    # The-boshi day: every market states its rules; the one named "Other" in an augmented event
+    # is flagged although Gamma sent negRiskOther false.
+    lines = (polymarket_data / "the-boshi__polymarket-db" / "markets_2025-11-10.jsonl").read_text().split("\n")
+    result = parse_markets([json.loads(line) for line in lines if line.strip()])
+    assert all(m["tick_size"] in (0.01, 0.001) and m["min_order_size"] > 0 for m in result.markets)
+    assert all(m["fees_enabled"] is False and m["fee_rate"] == 0 for m in result.markets)
+    others = {m["market_id"] for m in result.markets if m["neg_risk_other"]}
+    assert "674751" in others
+    assert all(m["neg_risk"] for m in result.markets if m["neg_risk_other"])

@@ -8,9 +8,11 @@ import time
 from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from prescient_pipeline.dagster_home import PORTFOLIO_PARTITIONS
 from prescient_pipeline.defs import runner
+from prescient_pipeline.defs import ledger
 from prescient_pipeline.defs.ledger import execute_signals_job, execute_signals_sensor
 from prescient_pipeline.defs.portfolios import portfolio_partitions_sensor
 from prescient_pipeline.defs.resources import Database
@@ -94,39 +96,33 @@ def test_partition_keys_follow_portfolios_created_archived_and_deleted(engine):
 
 # --- execute_signals_sensor --------------------------------------------------------------------
 
-def expected_request(partition_key: str) -> tuple[int, str]:
-    day, portfolio = partition_key.split("|")
-    return int(portfolio), day
-
-
-def requested(run_request) -> tuple[int, str]:
+def requested(run_request) -> tuple[str, list[int]]:
     config = run_request.run_config["ops"]["execute_signals"]["config"]
-    return config["portfolio_id"], config["cycle_date"]
+    return config["cycle_date"], config["portfolio_ids"]
 
 
 def signal_records(instance) -> list:
     return list(instance.fetch_materializations(SIGNALS, limit=10_000, ascending=True).records)
 
 
-def test_every_signals_materialization_requests_one_execution(engine, monkeypatch):
+def test_each_days_new_signals_are_executed_in_one_run(engine, monkeypatch):
     days = [SIM_START.date(), SIM_START.date() + timedelta(days=1)]
     with simulator(monkeypatch, events=30), dg.instance_for_test() as instance:
         ids = [create(engine, f"book {i}") for i in range(3)]
         runner.refresh(instance)
         for day in days:
-            for pid in ids:
-                runner.signals(instance, day, pid)
+            runner.signals(instance, day, ids)  # one run per day, one materialization per portfolio
         records = signal_records(instance)
         assert len(records) == 6
 
         first = tick(execute_signals_sensor, instance)
-        assert [requested(r) for r in first.run_requests] == [expected_request(r.partition_key) for r in records]
-        assert sorted(requested(r) for r in first.run_requests) == sorted(
-            (pid, day.isoformat()) for day in days for pid in ids)
-        assert [r.run_key for r in first.run_requests] == [f"execute-{r.storage_id}" for r in records]
+        assert [requested(r) for r in first.run_requests] == [(day.isoformat(), ids) for day in days]
+        # Keyed by the day and its first new materialization: a later re-run gets a new key.
+        assert [r.run_key for r in first.run_requests] == [
+            f"execute-{days[0]}-{records[0].storage_id}", f"execute-{days[1]}-{records[3].storage_id}"]
         for request in first.run_requests:
-            pid, day = requested(request)
-            assert request.tags["prescient/portfolio"] == str(pid) and request.tags["prescient/cycle_date"] == day
+            assert request.tags["prescient/cycle_date"] == requested(request)[0]
+            assert "prescient/portfolio" not in request.tags  # several portfolios
             assert dg.validate_run_config(execute_signals_job, request.run_config)
 
         assert tick(execute_signals_sensor, instance, first.cursor).run_requests == []
@@ -136,19 +132,23 @@ def test_every_signals_materialization_requests_one_execution(engine, monkeypatc
         runner.signals(instance, days[0], ids[2])
         second = tick(execute_signals_sensor, instance, first.cursor)
         assert [requested(r) for r in second.run_requests] == [
-            (ids[0], days[1].isoformat()), (ids[2], days[0].isoformat())]
+            (days[0].isoformat(), [ids[2]]), (days[1].isoformat(), [ids[0]])]
+        assert second.run_requests[0].tags["prescient/portfolio"] == str(ids[2])
         third = tick(execute_signals_sensor, instance, second.cursor)
         assert third.run_requests == [] and third.cursor == second.cursor
 
-        # The first request, launched as the daemon would, executes that portfolio's day.
+        # The first request, launched as the daemon would, executes those portfolios' day.
         request = first.run_requests[0]
         result = run_job("execute_signals_job", instance, run_config=request.run_config, tags=request.tags)
         assert result.success
+        [output] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+        assert output.event_specific_data.metadata["portfolios"].value == 3
 
 
-def test_more_materializations_than_a_page_are_all_requested_once(engine):
-    # 450 materialization events, reported in two bursts around the ticks: more than two of the
-    # sensor's 200-record pages, so the cursor has to carry every tick into the next.
+def test_more_materializations_than_a_page_are_all_requested_once(engine, monkeypatch):
+    # 450 materialization events, reported in two bursts around the ticks, read 200 a page: the
+    # cursor has to carry every tick into the next, and no (day, portfolio) is lost or repeated.
+    monkeypatch.setattr(ledger, "EXECUTION_PAGE", 200)
     with dg.instance_for_test() as instance:
         def report(count: int, start: int) -> None:
             for n in range(start, start + count):
@@ -156,20 +156,21 @@ def test_more_materializations_than_a_page_are_all_requested_once(engine):
                 instance.report_runless_asset_event(dg.AssetMaterialization(
                     asset_key=SIGNALS, partition=str(signals_partition_key(day, 1 + n // 60))))
 
-        started = time.perf_counter()
         report(250, 0)
         ticks = [tick(execute_signals_sensor, instance)]
         report(200, 250)
         while ticks[-1].run_requests:
             ticks.append(tick(execute_signals_sensor, instance, ticks[-1].cursor))
-        assert time.perf_counter() - started < 60
 
         records = signal_records(instance)
         assert len(records) == 450
-        assert [len(t.run_requests) for t in ticks] == [200, 200, 50, 0]
-        all_requests = [r for t in ticks for r in t.run_requests]
-        assert [r.run_key for r in all_requests] == [f"execute-{r.storage_id}" for r in records]
-        assert [requested(r) for r in all_requests] == [expected_request(r.partition_key) for r in records]
+        # Pages of 200, 200 and 50 records; each page asks for one run per day among them.
+        assert len(ticks) == 4 and ticks[-1].run_requests == []
+        requested_pairs = sorted((day, pid) for t in ticks for r in t.run_requests
+                                 for day, pids in [requested(r)] for pid in pids)
+        materialized = sorted((day, int(pid)) for day, pid in (r.partition_key.split("|") for r in records))
+        assert requested_pairs == materialized
+        assert len({r.run_key for t in ticks for r in t.run_requests}) == sum(len(t.run_requests) for t in ticks)
 
 
 # --- trading_cycle_sensor ----------------------------------------------------------------------
@@ -190,12 +191,12 @@ def test_a_cycle_refresh_requests_the_days_partition_of_each_portfolio_on_the_da
         day = "2026-03-02"
         runner.refresh(instance, date.fromisoformat(day))
         cycle = tick(trading_cycle_sensor, instance, started.cursor)
-        assert [r.partition_key for r in cycle.run_requests] == [
-            str(signals_partition_key(day, pid)) for pid in daily]
-        assert [r.run_key for r in cycle.run_requests] == [f"cycle-{day}-{pid}" for pid in daily]
-        assert all(r.tags.get(CYCLE_TAG) == day for r in cycle.run_requests)
-        assert {own_cadence, paused, archived}.isdisjoint(
-            int(r.partition_key.split("|")[1]) for r in cycle.run_requests)
+        # One run for the day: the range of the daily portfolios' partitions, read once.
+        [request] = cycle.run_requests
+        assert request.run_key == f"cycle-{day}" and request.tags[CYCLE_TAG] == day
+        assert (request.tags[ASSET_PARTITION_RANGE_START_TAG], request.tags[ASSET_PARTITION_RANGE_END_TAG]) == (
+            str(signals_partition_key(day, daily[0])), str(signals_partition_key(day, daily[1])))
+        assert {own_cadence, paused, archived}.isdisjoint(daily)
 
         runner.refresh(instance)  # an hourly refresh, not a cycle
         plain = tick(trading_cycle_sensor, instance, cycle.cursor)
@@ -260,6 +261,7 @@ def test_definitions_hold_the_promised_names_all_running_by_default():
         "update_prices_schedule": "update_prices_job",
         "portfolio_snapshot_schedule": "portfolio_snapshot_job",
         "archive_signals_schedule": "archive_signals_job",
+        "prune_history_schedule": "prune_history_job",
     }
     assert schedules["update_prices_schedule"].cron_schedule == "*/5 * * * *"
     sensors = {s.name: s for s in defs.sensors}

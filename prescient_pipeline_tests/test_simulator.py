@@ -26,12 +26,15 @@ def _all_events(universe: Universe, **filters) -> list[dict]:
         offset += len(page)
 
 
-def _markets(events: list[dict]) -> list[dict]:
-    return [market for event in events for market in event["markets"]]
+def _markets(events: list[dict], *, tradable: bool = True) -> list[dict]:
+    """The events' markets; by default without the placeholders of augmented negRisk events
+    (unnamed, unpriced and not trading)."""
+    return [market for event in events for market in event["markets"] if market["active"] or not tradable]
 
 
 def _tokens(market: dict) -> tuple[str, str]:
-    yes, no = json.loads(market["clobTokenIds"])
+    """Outcome ids by protocol version: V2 in `positionIds` (an array), V1 in `clobTokenIds` (JSON text)."""
+    yes, no = market["positionIds"] if market.get("version") == "v2" else json.loads(market["clobTokenIds"])
     return yes, no
 
 
@@ -98,7 +101,10 @@ def test_markets_use_gamma_wire_format(universe):
     markets = _markets(_all_events(universe))
     assert len(markets) > 300
     for market in markets:
-        for field in ("outcomes", "outcomePrices", "clobTokenIds"):
+        ids_field = "positionIds" if market.get("version") == "v2" else "clobTokenIds"
+        assert isinstance(market[ids_field], list if ids_field == "positionIds" else str)
+        assert json.loads(market["clobTokenIds"]) if ids_field == "clobTokenIds" else "clobTokenIds" not in market
+        for field in ("outcomes", "outcomePrices"):
             assert isinstance(market[field], str)  # JSON inside a string, as Gamma sends it
             decoded = json.loads(market[field])
             assert isinstance(decoded, list) and len(decoded) == 2 and all(isinstance(v, str) for v in decoded)
@@ -113,6 +119,7 @@ def test_markets_use_gamma_wire_format(universe):
         for field in ("bestAsk", "spread", "lastTradePrice", "volumeNum", "liquidityNum", "orderPriceMinTickSize"):
             assert isinstance(market[field], (int, float)) and not isinstance(market[field], bool)
         assert market["orderPriceMinTickSize"] in (0.01, 0.001)
+        assert market["orderMinSize"] in (5, 10, 15)
         assert market["endDate"].endswith("Z") and _parse(market["endDate"]) > universe.now
         assert market["closed"] is False and market["active"] is True and market["acceptingOrders"] is True
         assert "events" not in market  # nested markets of /events carry no parent
@@ -138,7 +145,8 @@ def test_events_use_gamma_wire_format(universe):
             assert 3 <= len(event["markets"]) <= 12
             assert event["enableNegRisk"] is True and re.fullmatch(r"0x[0-9a-f]{64}", event["negRiskMarketID"])
             assert all(m["negRisk"] and m["negRiskMarketID"] == event["negRiskMarketID"] for m in event["markets"])
-            assert len({m["groupItemTitle"] for m in event["markets"]}) == len(event["markets"])
+            named = [m["groupItemTitle"] for m in event["markets"] if "groupItemTitle" in m]
+            assert len(set(named)) == len(named)
         else:
             assert len(event["markets"]) == 1 and event["enableNegRisk"] is False
             assert "negRiskMarketID" not in event
@@ -170,13 +178,13 @@ def test_the_world_looks_like_polymarket(universe):
     favourite = np.maximum(binary_yes, 1 - binary_yes)
     assert ((favourite >= 0.5) & (favourite <= 0.95)).mean() > 0.5
     assert binary_yes.min() >= 0.01 and binary_yes.max() <= 0.99 and binary_yes.std() > 0.2
-    spreads = np.array([m["spread"] for m in markets])
+    spreads = np.array([m["spread"] for m in markets])  # tradable markets: placeholders have none
     assert np.median(spreads) >= 0.01 and spreads.max() <= 0.05
     # Some negRisk events are priced under 1 (buy-every-leg arbitrage), some well over.
-    ask_sums = np.array([sum(m["bestAsk"] for m in e["markets"]) for e in events if e["negRisk"]])
+    ask_sums = np.array([sum(m["bestAsk"] for m in _markets([e])) for e in events if e["negRisk"]])
     assert 1 <= (ask_sums < 0.98).sum() <= len(ask_sums) // 4
     assert (ask_sums > 1.05).sum() >= 5
-    yes_mid_sums = np.array([sum(_prices(m)[0] for m in e["markets"]) for e in events if e["negRisk"]])
+    yes_mid_sums = np.array([sum(_prices(m)[0] for m in _markets([e])) for e in events if e["negRisk"]])
     assert abs(np.median(yes_mid_sums) - 1) < 0.08
 
 
@@ -331,7 +339,7 @@ def test_markets_resolve_through_proposed_then_closed(neg_risk):
     (proposed,) = universe.gamma_events(ids=[event["id"]])
     assert proposed["closed"] is False
     assert event["id"] in {e["id"] for e in _all_events(universe, closed=False)}
-    for market in proposed["markets"]:
+    for market in _markets([proposed]):
         assert market["umaResolutionStatus"] == "proposed"
         assert market["closed"] is False and market["acceptingOrders"] is True
         assert json.loads(market["outcomePrices"]) in (["0.9995", "0.0005"], ["0.0005", "0.9995"], ["0.5", "0.5"])
@@ -398,12 +406,12 @@ def test_http_gamma_endpoints(server):
     assert response.headers["Date"] == _sim_date(server)
     assert parsedate_to_datetime(response.headers["Date"]) == server.universe.now
     events = response.json()
-    assert len(events) == 100 and isinstance(events[0]["markets"][0]["clobTokenIds"], str)
+    assert len(events) == 100 and isinstance(events[0]["markets"][0]["outcomePrices"], str)
     assert _get(server, "/events", offset=200).json() == []
     market_ids = [m["id"] for e in events[:3] for m in e["markets"]]
     repeated = requests.get(server.url + "/markets", params=[("id", i) for i in market_ids], timeout=10).json()
     assert [m["id"] for m in repeated] == market_ids
-    tokens = [json.loads(m["clobTokenIds"])[0] for m in repeated[:2]]
+    tokens = [_tokens(m)[0] for m in repeated[:2]]
     by_token = _get(server, "/markets", clob_token_ids=",".join(tokens)).json()
     assert [m["id"] for m in by_token] == market_ids[:2]
     one = _get(server, f"/markets/{market_ids[0]}").json()
@@ -413,7 +421,7 @@ def test_http_gamma_endpoints(server):
 
 def test_http_clob_endpoints(server):
     market = _get(server, "/markets", limit=1).json()[0]
-    yes, no = json.loads(market["clobTokenIds"])
+    yes, no = _tokens(market)
     book = _get(server, "/book", token_id=yes).json()
     assert book["asset_id"] == yes and float(book["asks"][-1]["price"]) == market["bestAsk"]
     books = requests.post(server.url + "/books", json=[{"token_id": yes}, {"token_id": no}, {"token_id": "5"}], timeout=10)
@@ -467,7 +475,7 @@ def test_http_bad_requests_get_json_errors(server, method, path, status):
 
 def test_http_advance_moves_the_date_header():
     with SimulatorServer(Universe(seed=2, events=40, start=START)) as server:
-        token = json.loads(_get(server, "/markets", limit=1).json()[0]["clobTokenIds"])[0]
+        token = _tokens(_get(server, "/markets", limit=1).json()[0])[0]
         assert _get(server, "/__sim__/time").json() == {"now": "2026-01-05T12:00:00Z"}
         moved = requests.post(server.url + "/__sim__/advance", params={"minutes": 90}, timeout=10)
         assert moved.json() == {"now": "2026-01-05T13:30:00Z"}
@@ -486,7 +494,7 @@ def test_the_real_client_runs_against_the_simulator(server):
     with client_module.PolymarketClient(server.url, server.url) as client:
         fetched = client.fetch_active_events()
         assert len(fetched.events) == 150 and fetched.observed_at == server.universe.now
-        tokens = [json.loads(m["clobTokenIds"])[0] for e in fetched.events[:20] for m in e["markets"]]
+        tokens = [_tokens(m)[0] for m in _markets(fetched.events[:20])]
         assert set(client.fetch_books(tokens)) == set(tokens)
         assert set(client.fetch_midpoints(tokens)) == set(tokens)
 
@@ -501,3 +509,130 @@ def test_five_thousand_events_generate_advance_and_page_quickly():
     last = universe.gamma_events(closed=False, limit=100, offset=4_900)
     assert len(first) == 100 and 1 <= len(last) <= 100
     assert universe.gamma_events(closed=False, limit=100, offset=5_000) == []
+
+
+# --- venue rules, fees, protocol versions, augmented negRisk -----------------------------------------
+
+
+def test_a_mix_of_v1_and_v2_markets_whose_ids_reach_their_books(universe):
+    markets = _markets(_all_events(universe))
+    versions = [m.get("version") for m in markets]
+    assert {"v1", "v2", None} == set(versions)  # V1 sometimes sends no version at all
+    assert 0.2 < versions.count("v2") / len(markets) < 0.4
+    for market in markets:
+        if market.get("version") == "v2":
+            assert isinstance(market["positionIds"], list) and "clobTokenIds" not in market
+        else:
+            assert "positionIds" not in market
+        yes, no = _tokens(market)
+        assert universe.book(yes)["asset_id"] == yes and universe.book(no)["asset_id"] == no
+    # Gamma's token filter finds V2 markets by their position ids too.
+    v2 = next(m for m in markets if m.get("version") == "v2")
+    assert [m["id"] for m in universe.gamma_markets(clob_token_ids=[v2["positionIds"][1]])] == [v2["id"]]
+
+
+def test_books_have_several_levels_some_thin_and_sizes_respect_the_minimum(universe):
+    depths, level_counts = [], []
+    for market in _markets(_all_events(universe))[:300]:
+        book = universe.book(_tokens(market)[0])
+        assert book["min_order_size"] == str(market["orderMinSize"])
+        assert float(book["tick_size"]) == market["orderPriceMinTickSize"]
+        sizes = [float(level["size"]) for level in book["bids"] + book["asks"]]
+        assert min(sizes) >= market["orderMinSize"]
+        level_counts.append(max(len(book["bids"]), len(book["asks"])))
+        depths.append(sum(float(level["size"]) for level in book["asks"]))
+    assert min(level_counts) >= 1 and max(level_counts) == 8 and len(set(level_counts)) >= 5
+    # Thin books: a $100 buy at the asks could not fill; most books hold thousands of shares.
+    assert 0.05 < np.mean(np.array(depths) < 100) < 0.3
+    assert np.median(depths) > 1_000
+
+
+def test_the_tick_drops_to_a_thousandth_near_zero_and_one(universe):
+    markets = _markets(_all_events(universe))
+    extreme = [m for m in markets if not 0.04 <= _prices(m)[0] <= 0.96]
+    middle = [m for m in markets if 0.1 <= _prices(m)[0] <= 0.9]
+    assert extreme and all(m["orderPriceMinTickSize"] == 0.001 for m in extreme)
+    assert {m["orderPriceMinTickSize"] for m in middle} == {0.01, 0.001}
+    for market in extreme[:20] + middle[:20]:
+        book = universe.book(_tokens(market)[0])
+        tick = float(book["tick_size"])
+        for level in book["bids"] + book["asks"]:
+            assert round(float(level["price"]) / tick, 6) == round(float(level["price"]) / tick)
+
+
+def _category(event: dict) -> str:
+    return event["tags"][0]["slug"]
+
+
+def test_fee_schedules_on_crypto_and_sports_and_none_elsewhere(universe):
+    seen = set()
+    for event in _all_events(universe):
+        for market in event["markets"]:
+            category, schedule = _category(event), market.get("feeSchedule")
+            if category in ("crypto", "sports"):
+                assert market["feesEnabled"] is True
+                if schedule is None:  # enabled without parameters, as some real markets are
+                    seen.add((category, None))
+                    continue
+                assert schedule["takerOnly"] is True
+                seen.add((category, schedule["rate"], schedule["exponent"]))
+            else:
+                assert market["feesEnabled"] is False and schedule is None and market["feeType"] is None
+    assert seen == {("crypto", 0.07, 1), ("crypto", 0.25, 2), ("sports", 0.03, 1), ("crypto", None), ("sports", None)}
+
+
+def test_clob_market_info_gives_rules_and_fee_details(universe):
+    rates = {"crypto_fees_v2": (0.07, 1), "crypto_fees": (0.25, 2), "sports_fees_v2": (0.03, 1)}
+    by_kind = set()
+    for market in _markets(_all_events(universe)):
+        info = universe.clob_market_info(market["conditionId"])
+        assert (info["mos"], info["mts"]) == (market["orderMinSize"], market["orderPriceMinTickSize"])
+        schedule = market.get("feeSchedule")
+        if schedule is not None:
+            assert info["fd"] == {"r": schedule["rate"], "e": schedule["exponent"], "to": True}
+        elif market["feesEnabled"]:  # Gamma gave no schedule: the CLOB states it, by fee type
+            assert (info["fd"]["r"], info["fd"]["e"]) == rates[market["feeType"]]
+        else:
+            assert info["fd"]["r"] == 0
+        by_kind.add((market["feesEnabled"], schedule is None))
+    assert by_kind == {(True, True), (True, False), (False, True)}
+    assert universe.clob_market_info("0x00") is None
+
+
+def test_augmented_neg_risk_events_list_placeholders_and_an_other(universe):
+    events = _all_events(universe)
+    augmented = [e for e in events if e["negRiskAugmented"]]
+    assert 5 <= len(augmented) < len([e for e in events if e["negRisk"]])
+    for event in augmented:
+        assert event["enableNegRisk"] is True and _category(event) in ("politics", "sports", "pop-culture", "tech", "geopolitics")
+        *named, other = event["markets"]
+        placeholders = [m for m in named if not m["active"]]
+        assert 1 <= len(placeholders) <= 2 and named[-len(placeholders):] == placeholders
+        assert other["negRiskOther"] is True and other["groupItemTitle"] == "Other"
+        assert "another" in other["question"] and other["active"] and "outcomePrices" in other
+        for letter, placeholder in zip("AB", placeholders):
+            assert f"Person {letter}" in placeholder["question"] and placeholder["negRiskOther"] is False
+            assert "outcomePrices" not in placeholder and "groupItemTitle" not in placeholder
+            assert placeholder["acceptingOrders"] is False and universe.book(_tokens(placeholder)[0]) is None
+        assert all(m["negRiskOther"] is False for m in named)
+    plain = [e for e in events if e["negRisk"] and not e["negRiskAugmented"]]
+    assert all(m["active"] and not m["negRiskOther"] for e in plain for m in e["markets"])
+
+
+
+def test_a_placeholder_never_wins_other_does_in_its_place():
+    universe = Universe(seed=11, events=300, start=START)
+    universe.advance(20 * 1440)
+    closed = [e for e in _all_events(universe, closed=True) if e["negRiskAugmented"]]
+    assert closed
+    for event in closed:
+        winners = [m for m in event["markets"] if m["outcomePrices"] == '["1", "0"]']
+        assert len(winners) == 1 and "Person " not in winners[0]["question"]
+
+
+def test_clob_market_info_over_http(server):
+    market = _get(server, "/markets", limit=1).json()[0]
+    info = _get(server, f"/clob-markets/{market['conditionId']}").json()
+    assert info["condition_id"] == market["conditionId"] and info["mos"] == market["orderMinSize"]
+    missing = _get(server, "/clob-markets/0x00")
+    assert missing.status_code == 404 and "not found" in missing.json()["error"]

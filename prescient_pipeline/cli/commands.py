@@ -8,6 +8,7 @@ def register(sub, common) -> None:
         db_commands,
         demo_commands,
         dev_commands,
+        import_commands,
         ledger_commands,
         portfolio_commands,
         simulator_commands,
@@ -16,5 +17,5 @@ def register(sub, common) -> None:
     )
 
     for module in (db_commands, dev_commands, simulator_commands, portfolio_commands, strategy_commands,
-                   ledger_commands, demo_commands, status_commands):
+                   ledger_commands, import_commands, demo_commands, status_commands):
         module.register(sub, common)

@@ -43,8 +43,13 @@ def register(sub, common) -> None:
     t.add_argument("--limit", default="50")
     t.set_defaults(handler=_trades)
 
-    e = sub.add_parser("export", parents=[common], help="write CSVs of every table")
+    e = sub.add_parser("export", parents=[common], help="write every table to files, one per table")
     e.add_argument("--out", default=None, help="directory (default $PRESCIENT_HOME/exports)")
+    e.add_argument("--format", default="csv", choices=("csv", "parquet"), help="file format (default csv)")
+    e.add_argument("--snapshots", action="store_true",
+                   help="also write market_snapshots (every observation of every market: can be large)")
+    e.add_argument("--since", help="with --snapshots: only observations on or after this UTC day (YYYY-MM-DD)")
+    e.add_argument("--until", help="with --snapshots: only observations on or before this UTC day (YYYY-MM-DD)")
     e.set_defaults(handler=_export)
 
 
@@ -67,9 +72,10 @@ def _cycle(args) -> Output:
     day = datetime.now(timezone.utc).date()
     result = runner.run_cycle(instance, engine, day, pid)
     rows = reports.report(engine, pid)
-    data = {"date": day, "refresh_run": result.refresh_run, "signal_runs": result.signal_runs,
-            "execution_runs": result.execution_runs, "snapshot_run": result.snapshot_run, "portfolios": rows}
-    text = f"cycle {day}: {len(result.execution_runs)} portfolios\n" + _report_table(rows)
+    data = {"date": day, "refresh_run": result.refresh_run, "portfolio_ids": result.portfolio_ids,
+            "signals_run": result.signals_run, "execution_run": result.execution_run,
+            "snapshot_run": result.snapshot_run, "portfolios": rows}
+    text = f"cycle {day}: {len(result.portfolio_ids)} portfolios\n" + _report_table(rows)
     return Output(data, text)
 
 
@@ -119,7 +125,12 @@ def _trades(args) -> Output:
 
 
 def _export(args) -> Output:
+    from ..services.exports import SnapshotWindow, export_tables
+
+    window = SnapshotWindow.parse(args.snapshots, args.since, args.until)
     out = Path(args.out) if args.out else settings().exports_dir
-    written = reports.export_csv(_engine(), out)
-    return Output({name: str(path) for name, path in written.items()},
-                  "\n".join(f"{name}: {path}" for name, path in written.items()))
+    written = export_tables(_engine(), out, args.format, window)
+    data = {"format": args.format, "tables": {name: {"path": str(w["path"]), "rows": w["rows"]}
+                                              for name, w in written.items()}}
+    text = tabulate([[name, w["rows"], w["path"]] for name, w in written.items()], headers=["table", "rows", "file"])
+    return Output(data, text)

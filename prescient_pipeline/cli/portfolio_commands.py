@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from tabulate import tabulate
@@ -47,7 +48,10 @@ def register(sub, common) -> None:
     upd.add_argument("portfolio_id")
     upd.add_argument("--name")
     upd.add_argument("--description")
-    upd.add_argument("--config", dest="strategy_config", help="strategy config overrides (JSON), replaces the old")
+    upd.add_argument("--config", dest="strategy_config",
+                     help="strategy config keys (JSON object), merged into the stored config")
+    upd.add_argument("--replace-config", action="store_true",
+                     help="--config replaces the stored config whole (keys left out return to their defaults)")
     upd.add_argument("--max-position-size")
     upd.add_argument("--max-total-exposure")
     upd.add_argument("--max-positions")
@@ -123,17 +127,46 @@ def _show(args) -> Output:
         positions = open_position_rows(conn, row["portfolio_id"])
     cols = ["market_id", "side", "shares", "avg_price", "cost_basis", "current_price", "market_value", "unrealized_pnl"]
     text = _one(row, f"portfolio {row['portfolio_id']}: {row['name']}").text
+    effective = _effective_config(row)
+    text += "\n\n" + _config_text(row, effective)
     text += "\n\nopen positions\n" + (
         tabulate([[p[c] for c in cols] for p in positions], headers=cols) if positions else "none"
     )
-    return Output({**row, "positions": positions}, text)
+    return Output({**row, "effective_config": effective, "positions": positions}, text)
 
 
 def _update(args) -> Output:
     fields = ("name", "description", "strategy_config", "max_position_size", "max_total_exposure", "max_positions")
     changes = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
-    row = svc.update_portfolio(_engine(), args.portfolio_id, changes)
-    return _one(row, f"updated portfolio {row['portfolio_id']}")
+    if args.replace_config and "strategy_config" not in changes:
+        raise InputError("--replace-config needs --config (use --config '{}' --replace-config to clear it)")
+    row = svc.update_portfolio(_engine(), args.portfolio_id, changes, replace_config=args.replace_config)
+    out = _one(row, f"updated portfolio {row['portfolio_id']}")
+    out.text += "\n" + _config_text(row, _effective_config(row))
+    return out
+
+
+def _effective_config(row: dict) -> dict | None:
+    """Strategy defaults overlaid by the stored config; None if it no longer validates."""
+    from ..domain.strategies.base import ConfigError
+    from ..domain.strategies.registry import get_strategy
+
+    try:
+        return get_strategy(row["strategy_type"]).validate_config(row["strategy_config"] or {})
+    except ConfigError:
+        return None
+
+
+def _config_text(row: dict, effective: dict | None) -> str:
+    """The stored overrides, then every key in effect (strategy defaults overlaid by them)."""
+    overrides = row["strategy_config"] or {}
+    lines = ["strategy config (set on this portfolio): " + (json.dumps(overrides, sort_keys=True) if overrides
+                                                            else "none, all defaults")]
+    if effective is None:
+        lines.append("in effect: the stored config no longer validates; fix it with --config ... --replace-config")
+    else:
+        lines += ["in effect:"] + [f"  {key}: {json.dumps(effective[key])}" for key in sorted(effective)]
+    return "\n".join(lines)
 
 
 def _status_handler(status: str):

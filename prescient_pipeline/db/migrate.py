@@ -32,8 +32,8 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def upgrade(engine: Engine | None = None) -> tuple[str | None, str]:
-    """Bring the schema to head; returns (revision before, revision after)."""
+def upgrade(engine: Engine | None = None, target: str = "head") -> tuple[str | None, str]:
+    """Bring the schema to `target` (head); returns (revision before, revision after)."""
     engine = engine or get_engine()
     with engine.begin() as conn:
         # Serialise concurrent upgrades; the lock is released with the transaction.
@@ -41,7 +41,7 @@ def upgrade(engine: Engine | None = None) -> tuple[str | None, str]:
         before = MigrationContext.configure(conn).get_current_revision()
         cfg = _config()
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, target)
         after = MigrationContext.configure(conn).get_current_revision()
     return before, after
 

@@ -68,6 +68,8 @@ events = Table(
     Column("archived", Boolean),
     Column("neg_risk", Boolean, nullable=False, server_default=text("false")),
     Column("neg_risk_market_id", Text),
+    # Augmented negRisk (placeholders and an "Other"): the named legs are never a complete basket.
+    Column("neg_risk_augmented", Boolean, nullable=False, server_default=text("false")),
     Column("start_date", TS),
     Column("end_date", TS),
     Column("liquidity", MONEY),
@@ -124,18 +126,21 @@ markets = Table(
     # Top of the YES book, best level first, up to 20 a side: [[price, size], ...].
     Column("bids", JSONB),
     Column("asks", JSONB),
+    # An "Other" or placeholder outcome of an augmented negRisk event: never traded.
+    Column("neg_risk_other", Boolean, nullable=False, server_default=text("false")),
     Column("first_seen_at", TS, nullable=False, server_default=text("now()")),
     Column("updated_at", TS, nullable=False, server_default=text("now()")),
     postgresql_with=UPDATED_IN_PLACE,
 )
 
-# One row per market per observation: the history that marks and replays read.
+# One row per market per observation: the history that marks and replays read. Partitioned by
+# day on `ts` (db/history_partitions.py), so the primary key includes `ts`.
 market_snapshots = Table(
     "market_snapshots",
     metadata,
     Column("snapshot_id", BigInteger, primary_key=True, autoincrement=True),
     Column("market_id", Text, nullable=False),
-    Column("ts", TS, nullable=False),
+    Column("ts", TS, primary_key=True),
     Column("yes_price", PRICE),
     Column("no_price", PRICE),
     Column("best_bid", PRICE),
@@ -160,6 +165,16 @@ market_snapshots = Table(
     Column("source", Text, nullable=False, server_default=text("'gamma'")),
     Index("ix_market_snapshots_market_ts", "market_id", "ts"),
     Index("ix_market_snapshots_ts", "ts"),
+    postgresql_partition_by="RANGE (ts)",
+)
+
+# Every full refresh: when, and how many markets it listed.
+market_refreshes = Table(
+    "market_refreshes",
+    metadata,
+    Column("ts", TS, primary_key=True),
+    Column("markets", Integer, nullable=False),
+    Column("events", Integer),
 )
 
 # --- portfolios and their ledger -----------------------------------------------------------

@@ -29,6 +29,7 @@ from ..polymarket.simulator.server import SimulatorServer
 from ..polymarket.simulator.universe import Universe
 from ..polymarket.client import PolymarketClient
 from ..services import reports
+from ..services.exports import export_tables
 from ..services.prices import update_prices
 from ..services.examples import EXAMPLE_NAMES, create_examples
 from ..services.portfolios import list_portfolios
@@ -140,7 +141,7 @@ def run_demo(instance, engine: Engine, *, days: int, seed: int, events: int, pri
             day_start = start + timedelta(days=d)
             advance_to(day_start + cycle_at)
             cycle = runner.run_cycle(instance, engine, day_start.date(), with_snapshot=False)
-            runs += 1 + len(cycle.signal_runs) + len(cycle.execution_runs)
+            runs += 1 + bool(cycle.signals_run) + bool(cycle.execution_run)
             advance_to(day_start + SNAPSHOT_AT)
             runner.snapshot(instance)
             runs += 1
@@ -157,6 +158,6 @@ def run_demo(instance, engine: Engine, *, days: int, seed: int, events: int, pri
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
-    exports = reports.export_csv(engine, exports_dir)
+    exports = {name: info["path"] for name, info in export_tables(engine, exports_dir).items()}
     return DemoResult(days, start, end, time.perf_counter() - began, reports.report(engine), exports, runs,
                       price_updates)

@@ -1,20 +1,25 @@
 """The paper ledger in Dagster: execution on a sensor, 5-minute prices, daily snapshots,
 monthly archive, and the balance check every ledger job ends with."""
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Optional
 
 import dagster as dg
 import pandas as pd
 
+from ..config import settings
 from ..services.execution import execute_portfolio
 from ..services.history import archive_signals, snapshot_portfolios
 from ..services.prices import update_prices
 from ..services.reports import unbalanced_portfolios
+from ..services.retention import prune_history
+from .freshness import every
 from .markdown import markdown_table
 from .portfolios import portfolios_partitions
 from .resources import Database, PolymarketApi
 from .strategy import SIGNALS, signals_partitions
+
+PRICES_CRON = "*/5 * * * *"
 
 # Each portfolio's values over time: price updates and snapshots report a materialization per
 # portfolio partition, whose numeric metadata the UI plots.
@@ -24,6 +29,8 @@ PORTFOLIO_VALUES = dg.AssetSpec(
     group_name="ledger",
     kinds={"postgres"},
     description="Each portfolio's total value and P&L, reported by every price update and snapshot.",
+    # Marks come every five minutes while positions are open: warn after one missed update.
+    freshness_policy=every(PRICES_CRON, grace=timedelta(minutes=5)),
 )
 
 
@@ -62,31 +69,57 @@ def _check_books(context, database: Database) -> None:
 # --- execution ---------------------------------------------------------------------------------
 
 class ExecuteSignals(dg.Config):
-    portfolio_id: int
+    portfolio_ids: list[int] = []
+    portfolio_id: Optional[int] = None  # one portfolio (kept for launchpad configs written before portfolio_ids)
     cycle_date: Optional[str] = None  # YYYY-MM-DD; unset executes every pending signal
 
 
-@dg.op(description="Fill a portfolio's pending signals: risk checks, fills at the ask, ledger rows.")
+@dg.op(description="Fill the pending signals of one or more portfolios: risk checks, fills, ledger rows.")
 def execute_signals(context: dg.OpExecutionContext, config: ExecuteSignals, database: Database):
     day = date.fromisoformat(config.cycle_date) if config.cycle_date else None
-    report = execute_portfolio(database.engine(), config.portfolio_id, day)
-    context.log.info(f"portfolio {config.portfolio_id}: {report.executed} executed, {report.rejected} rejected, "
-                     f"{report.skipped} already handled")
+    ids = sorted(set(config.portfolio_ids) | ({config.portfolio_id} if config.portfolio_id is not None else set()))
+    engine = database.engine()
+    rows = []
+    for portfolio_id in ids:
+        report = execute_portfolio(engine, portfolio_id, day)
+        context.log.info(f"portfolio {portfolio_id}: {report.executed} executed, {report.rejected} rejected, "
+                         f"{report.skipped} already handled")
+        rows.append({"portfolio_id": portfolio_id, "executed": report.executed, "rejected": report.rejected,
+                     "skipped": report.skipped, "spent": float(report.spent), "fees": float(report.fees),
+                     "rejections": report.rejections})
     context.add_output_metadata({
-        "executed": dg.MetadataValue.int(report.executed),
-        "rejected": dg.MetadataValue.int(report.rejected),
-        "skipped": dg.MetadataValue.int(report.skipped),
-        "spent": dg.MetadataValue.float(float(report.spent)),
-        "fees": dg.MetadataValue.float(float(report.fees)),
-        "rejections": dg.MetadataValue.json(report.rejections),
+        "portfolios": dg.MetadataValue.int(len(rows)),
+        "executed": dg.MetadataValue.int(sum(r["executed"] for r in rows)),
+        "rejected": dg.MetadataValue.int(sum(r["rejected"] for r in rows)),
+        "skipped": dg.MetadataValue.int(sum(r["skipped"] for r in rows)),
+        "spent": dg.MetadataValue.float(sum(r["spent"] for r in rows)),
+        "fees": dg.MetadataValue.float(sum(r["fees"] for r in rows)),
+        "per_portfolio": _table([{k: v for k, v in r.items() if k != "rejections"} for r in rows]),
+        "rejections": dg.MetadataValue.json({str(r["portfolio_id"]): r["rejections"] for r in rows if r["rejections"]}),
     })
     _check_books(context, database)
 
 
 @dg.job(executor_def=dg.in_process_executor, tags={"prescient/job": "execute_signals"},
-        description="Execute one portfolio's pending signals (launched by execute_signals_sensor).")
+        description="Execute portfolios' pending signals (launched by execute_signals_sensor).")
 def execute_signals_job():
     execute_signals()
+
+
+# Materializations read per sensor tick (the cursor carries the rest to the next tick).
+EXECUTION_PAGE = 1000
+
+
+def execution_request(cycle_date: str, portfolio_ids: list[int], run_key: str | None = None) -> dg.RunRequest:
+    tags = {"prescient/cycle_date": cycle_date}
+    if len(portfolio_ids) == 1:
+        tags["prescient/portfolio"] = str(portfolio_ids[0])
+    return dg.RunRequest(
+        run_key=run_key,
+        run_config={"ops": {"execute_signals": {"config": {
+            "portfolio_ids": sorted(portfolio_ids), "cycle_date": cycle_date}}}},
+        tags=tags,
+    )
 
 
 @dg.sensor(
@@ -94,22 +127,21 @@ def execute_signals_job():
     job=execute_signals_job,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Launches execute_signals_job for every new portfolio_signals materialization, "
-    "paging through them with a cursor so none is skipped.",
+    description="Executes every new portfolio_signals materialization: one execute_signals_job run "
+    "per day among the new ones, paging through them with a cursor so none is skipped.",
 )
 def execute_signals_sensor(context: dg.SensorEvaluationContext):
-    result = context.instance.fetch_materializations(SIGNALS, limit=200, cursor=context.cursor, ascending=True)
-    requests = []
+    result = context.instance.fetch_materializations(SIGNALS, limit=EXECUTION_PAGE, cursor=context.cursor, ascending=True)
+    by_day: dict[str, set[int]] = {}
+    first: dict[str, int] = {}
     for record in result.records:
         if not record.partition_key:
             continue
         keys = signals_partitions.get_partition_key_from_str(record.partition_key).keys_by_dimension
-        requests.append(dg.RunRequest(
-            run_key=f"execute-{record.storage_id}",
-            run_config={"ops": {"execute_signals": {"config": {
-                "portfolio_id": int(keys["portfolio"]), "cycle_date": keys["date"]}}}},
-            tags={"prescient/portfolio": keys["portfolio"], "prescient/cycle_date": keys["date"]},
-        ))
+        by_day.setdefault(keys["date"], set()).add(int(keys["portfolio"]))
+        first.setdefault(keys["date"], record.storage_id)
+    requests = [execution_request(day, sorted(ids), run_key=f"execute-{day}-{first[day]}")
+                for day, ids in sorted(by_day.items())]
     return dg.SensorResult(run_requests=requests, cursor=result.cursor)
 
 
@@ -143,7 +175,7 @@ def update_prices_job():
 
 
 update_prices_schedule = dg.ScheduleDefinition(
-    name="update_prices_schedule", job=update_prices_job, cron_schedule="*/5 * * * *",
+    name="update_prices_schedule", job=update_prices_job, cron_schedule=PRICES_CRON,
     execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Every five minutes: marks, stop loss / take profit / holding time exits, settlement.",
 )
@@ -172,9 +204,9 @@ def portfolio_snapshot_job():
 
 
 portfolio_snapshot_schedule = dg.ScheduleDefinition(
-    name="portfolio_snapshot_schedule", job=portfolio_snapshot_job, cron_schedule="55 23 * * *",
+    name="portfolio_snapshot_schedule", job=portfolio_snapshot_job, cron_schedule=settings().snapshot_cron,
     execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Daily at 23:55 UTC: one history row per portfolio.",
+    description="One history row per portfolio per day (PRESCIENT_SNAPSHOT_CRON, 23:55 UTC by default).",
 )
 
 
@@ -197,4 +229,38 @@ archive_signals_schedule = dg.ScheduleDefinition(
     name="archive_signals_schedule", job=archive_signals_job, cron_schedule="0 3 1 * *",
     execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Monthly (1st, 03:00 UTC): archive signals older than 30 days.",
+)
+
+
+# --- history retention -------------------------------------------------------------------------
+
+class PruneHistory(dg.Config):
+    keep_days: Optional[int] = None  # default PRESCIENT_HISTORY_KEEP_DAYS (90)
+    dry_run: bool = False
+
+
+@dg.op(description="Thin market history older than the retention window to what replays read.")
+def prune_market_history(context: dg.OpExecutionContext, config: PruneHistory, database: Database):
+    keep = config.keep_days or settings().history_keep_days
+    report = prune_history(database.engine(), keep, dry_run=config.dry_run)
+    context.log.info(f"before {report.cutoff}: {report.snapshots_removed} observations and "
+                     f"{report.refreshes_removed} refreshes {'would go' if config.dry_run else 'removed'}")
+    context.add_output_metadata({
+        "cutoff": dg.MetadataValue.text(report.cutoff.isoformat()),
+        "days": dg.MetadataValue.int(report.days),
+        "snapshots_removed": dg.MetadataValue.int(report.snapshots_removed),
+        "refreshes_removed": dg.MetadataValue.int(report.refreshes_removed),
+        "dry_run": dg.MetadataValue.bool(report.dry_run),
+    })
+
+
+@dg.job(executor_def=dg.in_process_executor, description="Market history retention (`prescient db prune`).")
+def prune_history_job():
+    prune_market_history()
+
+
+prune_history_schedule = dg.ScheduleDefinition(
+    name="prune_history_schedule", job=prune_history_job, cron_schedule="30 3 * * *",
+    execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Daily (03:30 UTC): thin market history older than PRESCIENT_HISTORY_KEEP_DAYS.",
 )

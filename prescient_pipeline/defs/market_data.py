@@ -6,6 +6,7 @@ import pandas as pd
 from ..config import settings
 from ..services.market_checks import check_refresh
 from ..services.market_refresh import refresh_markets
+from .freshness import every
 from .markdown import markdown_table
 from .resources import Database, PolymarketApi
 
@@ -24,11 +25,12 @@ CHECK_NAMES = [
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
-            EVENTS, group_name=GROUP, kinds={"postgres"},
+            EVENTS, group_name=GROUP, kinds={"postgres"}, freshness_policy=every(settings().refresh_cron),
             description="Active Polymarket events (table `events`), shared by every portfolio.",
         ),
         dg.AssetSpec(
             MARKETS, group_name=GROUP, kinds={"postgres"}, deps=[EVENTS],
+            freshness_policy=every(settings().refresh_cron),
             description="Markets of the active events (table `markets`, current state) plus one "
             "`market_snapshots` row per market per refresh.",
         ),

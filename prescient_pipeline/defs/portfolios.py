@@ -44,7 +44,8 @@ class ManagePortfolio(dg.Config):
     name: Optional[str] = None
     strategy: Optional[str] = None
     balance: Optional[str] = None
-    config_json: Optional[str] = None
+    config_json: Optional[str] = None  # update: merged into the stored config key by key
+    replace_config: bool = False  # update: config_json replaces the stored config whole
     description: Optional[str] = None
     max_position_size: Optional[str] = None
     max_total_exposure: Optional[str] = None
@@ -71,7 +72,8 @@ def _apply(engine, cfg: ManagePortfolio) -> dict:
         fields = {"name": cfg.name, "description": cfg.description, "strategy_config": cfg.config_json,
                   "max_position_size": cfg.max_position_size, "max_total_exposure": cfg.max_total_exposure,
                   "max_positions": cfg.max_positions}
-        return svc.update_portfolio(engine, cfg.portfolio_id, {k: v for k, v in fields.items() if v is not None})
+        return svc.update_portfolio(engine, cfg.portfolio_id, {k: v for k, v in fields.items() if v is not None},
+                                    replace_config=cfg.replace_config)
     status = {"pause": "paused", "resume": "active", "archive": "archived"}[cfg.action]
     return svc.set_status(engine, cfg.portfolio_id, status, cfg.reason)
 

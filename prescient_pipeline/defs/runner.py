@@ -13,7 +13,7 @@ import dagster as dg
 from ..abandoned_runs import host_tags
 from ..dagster_home import register_portfolio
 from ..services.portfolio_keys import active_portfolios
-from .strategy import CYCLE_TAG, signals_partition_key
+from .strategy import CYCLE_TAG, day_range_tags, signals_partition_key
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +22,9 @@ log = logging.getLogger(__name__)
 class CycleResult:
     day: date
     refresh_run: str
-    signal_runs: dict[int, str] = field(default_factory=dict)
-    execution_runs: dict[int, str] = field(default_factory=dict)
+    portfolio_ids: list[int] = field(default_factory=list)
+    signals_run: str | None = None  # one run for every portfolio's partition of the day
+    execution_run: str | None = None  # one run executing all of them
     snapshot_run: str | None = None
 
 
@@ -51,14 +52,20 @@ def refresh(instance: dg.DagsterInstance, day: date | None = None) -> str:
     return _run("refresh_markets_job", instance, tags=tags).run_id
 
 
-def signals(instance: dg.DagsterInstance, day: date, portfolio_id: int) -> str:
-    register_portfolio(instance, portfolio_id)
-    key = signals_partition_key(day, portfolio_id)
-    return _run("portfolio_signals_job", instance, partition_key=key).run_id
+def signals(instance: dg.DagsterInstance, day: date, portfolio_ids: int | list[int]) -> str:
+    """One run of `portfolio_signals` over `day`'s partitions of these portfolios: the day's
+    universe is read once in it."""
+    ids = [portfolio_ids] if isinstance(portfolio_ids, int) else list(portfolio_ids)
+    for portfolio_id in ids:
+        register_portfolio(instance, portfolio_id)
+    if len(ids) == 1:
+        return _run("portfolio_signals_job", instance, partition_key=signals_partition_key(day, ids[0])).run_id
+    return _run("portfolio_signals_job", instance, tags=day_range_tags(day, ids)).run_id
 
 
-def execute(instance: dg.DagsterInstance, portfolio_id: int, day: date | None = None) -> str:
-    config = {"portfolio_id": portfolio_id, "cycle_date": day.isoformat() if day else None}
+def execute(instance: dg.DagsterInstance, portfolio_ids: int | list[int], day: date | None = None) -> str:
+    ids = [portfolio_ids] if isinstance(portfolio_ids, int) else sorted(portfolio_ids)
+    config = {"portfolio_ids": ids, "cycle_date": day.isoformat() if day else None}
     return _run("execute_signals_job", instance, run_config={"ops": {"execute_signals": {"config": config}}}).run_id
 
 
@@ -72,14 +79,14 @@ def snapshot(instance: dg.DagsterInstance) -> str:
 
 def run_cycle(instance: dg.DagsterInstance, engine, day: date, portfolio_id: int | None = None,
               with_snapshot: bool = True) -> CycleResult:
-    """Refresh, signals for `day` and execution for each active portfolio (or one), snapshot."""
+    """Refresh; then `day`'s signals of every active portfolio (or one) in one run and their
+    execution in one more; then a snapshot: the runs the schedule and sensors launch."""
     result = CycleResult(day, refresh(instance, day))
-    ids = [p["portfolio_id"] for p in active_portfolios(engine)]
-    if portfolio_id is not None:
-        ids = [pid for pid in ids if pid == portfolio_id]
-    for pid in ids:
-        result.signal_runs[pid] = signals(instance, day, pid)
-        result.execution_runs[pid] = execute(instance, pid, day)
+    result.portfolio_ids = [p["portfolio_id"] for p in active_portfolios(engine)
+                            if portfolio_id is None or p["portfolio_id"] == portfolio_id]
+    if result.portfolio_ids:
+        result.signals_run = signals(instance, day, result.portfolio_ids)
+        result.execution_run = execute(instance, result.portfolio_ids, day)
     if with_snapshot:
         result.snapshot_run = snapshot(instance)
     return result

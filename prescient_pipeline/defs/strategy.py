@@ -1,25 +1,29 @@
 """`portfolio_signals`: one partition per day x portfolio, and what requests it.
 
 The daily cycle schedule refreshes the markets; when that run succeeds, a run-status sensor
-requests the day's partition of every active portfolio. Portfolios with their own `cycle_cron`
-are requested by `portfolio_cadence_sensor` on that cadence instead.
+requests the day's partitions of every active portfolio in one run, which reads the day's
+universe once for all of them. Portfolios with their own `cycle_cron` are requested by
+`portfolio_cadence_sensor` on that cadence instead.
 """
 
 from datetime import date, datetime, timezone
 
 import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 import pandas as pd
 from dagster._utils.schedules import cron_string_iterator  # Dagster's own cron evaluation
 
 from ..config import settings
 from ..services.portfolio_keys import active_portfolios
-from ..services.signals import as_of_for, generate_signals
+from ..services.portfolios import get_portfolio
+from ..services.signals import as_of_for, generate_signals, universe_for
 from .market_data import MARKETS, refresh_markets_job
 from .markdown import markdown_table
 from .portfolios import portfolios_partitions
 from .resources import Database
 
 SIGNALS = dg.AssetKey("portfolio_signals")
+EVERY_PORTFOLIO_SIGNALLED = "every_portfolio_signalled"
 CYCLE_TAG = "prescient/cycle_date"
 
 daily_partitions = dg.DailyPartitionsDefinition(
@@ -38,37 +42,84 @@ def signals_partition_key(day: date | str, portfolio_id: int | str) -> dg.MultiP
     deps=[MARKETS],
     group_name="strategies",
     kinds={"postgres", "pandas"},
+    # A day's portfolios (or a backfill's range) run together: one run reads each day's universe
+    # once and shares it, instead of one run and one universe read per portfolio.
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    check_specs=[dg.AssetCheckSpec(EVERY_PORTFOLIO_SIGNALLED, asset=SIGNALS)],
     description="A portfolio's trading signals for a day (table `trading_signals`), from market "
     "state as of that day's cycle time.",
 )
-def portfolio_signals(context: dg.AssetExecutionContext, database: Database) -> dg.MaterializeResult:
-    keys = context.partition_key.keys_by_dimension
-    cycle_date = date.fromisoformat(keys["date"])
-    as_of = as_of_for(cycle_date)
-    run = generate_signals(database.engine(), int(keys["portfolio"]), cycle_date, as_of)
+def portfolio_signals(context: dg.AssetExecutionContext, database: Database):
+    engine = database.engine()
+    daily_cycle = CYCLE_TAG in context.run.tags
+    failed = {}
+    for cycle_date, portfolio_ids in _by_day(context.partition_keys).items():
+        as_of = as_of_for(cycle_date)
+        universe = universe_for(engine, as_of)
+        context.log.info(f"{cycle_date}: {len(universe)} markets as of {as_of.isoformat()}, "
+                         f"shared by {len(portfolio_ids)} portfolios")
+        for portfolio_id in portfolio_ids:
+            key = signals_partition_key(cycle_date, portfolio_id)
+            try:
+                metadata = _signal_metadata(context, engine, portfolio_id, cycle_date, as_of, universe, daily_cycle)
+            except Exception as exc:  # one portfolio's failure must not hold back the others
+                context.log.exception(f"portfolio {portfolio_id} on {cycle_date}: {exc}")
+                failed[str(key)] = f"{type(exc).__name__}: {exc}"
+                metadata = {"portfolio_id": dg.MetadataValue.int(portfolio_id),
+                            "signals": dg.MetadataValue.int(0), "error": dg.MetadataValue.text(failed[str(key)])}
+            context.add_asset_metadata(metadata, partition_key=str(key))
+    return dg.MaterializeResult(check_results=[dg.AssetCheckResult(
+        check_name=EVERY_PORTFOLIO_SIGNALLED, passed=not failed,
+        metadata={"failed": dg.MetadataValue.json(failed), "partitions": dg.MetadataValue.int(len(context.partition_keys))},
+    )])
+
+
+def _by_day(partition_keys) -> dict[date, list[int]]:
+    days: dict[date, list[int]] = {}
+    for key in partition_keys:
+        dims = signals_partitions.get_partition_key_from_str(key).keys_by_dimension
+        days.setdefault(date.fromisoformat(dims["date"]), []).append(int(dims["portfolio"]))
+    return dict(sorted(days.items()))
+
+
+def _signal_metadata(context, engine, portfolio_id: int, cycle_date: date, as_of: datetime,
+                     universe: pd.DataFrame, daily_cycle: bool) -> dict:
     base = {
-        "portfolio_id": dg.MetadataValue.int(run.portfolio_id),
-        "strategy_type": dg.MetadataValue.text(run.strategy_type),
+        "portfolio_id": dg.MetadataValue.int(portfolio_id),
         "as_of": dg.MetadataValue.text(as_of.isoformat()),
     }
+    portfolio = get_portfolio(engine, portfolio_id)
+    if daily_cycle and not uses_daily_cycle(portfolio):
+        # Inside the day's range, but it trades on its own `cycle_cron` (portfolio_cadence_sensor).
+        return {**base, "signals": dg.MetadataValue.int(0),
+                "skipped": dg.MetadataValue.text("trades on its own cycle_cron, not the daily cycle")}
+    run = generate_signals(engine, portfolio_id, cycle_date, as_of, universe)
+    base["strategy_type"] = dg.MetadataValue.text(run.strategy_type)
     if run.skipped:
         context.log.info(run.skipped)
-        return dg.MaterializeResult(metadata={**base, "signals": dg.MetadataValue.int(0),
-                                              "skipped": dg.MetadataValue.text(run.skipped)})
+        return {**base, "signals": dg.MetadataValue.int(0), "skipped": dg.MetadataValue.text(run.skipped)}
     funnel = {f"markets_after_{step}": dg.MetadataValue.int(n) for step, n in run.funnel}
     preview_cols = ["market_id", "side", "amount", "price_seen", "confidence", "reason", "group_id"]
     preview = run.signals[preview_cols].head(20) if len(run.signals) else pd.DataFrame(columns=preview_cols)
     context.log.info(f"{len(run.signals)} signals for portfolio {run.portfolio_id} on {cycle_date}")
-    return dg.MaterializeResult(
-        metadata={
-            **base,
-            **funnel,
-            "signals": dg.MetadataValue.int(len(run.signals)),
-            "signals_amount": dg.MetadataValue.float(float(run.signals["amount"].sum()) if len(run.signals) else 0.0),
-            "pending_replaced": dg.MetadataValue.int(run.replaced),
-            "preview": markdown_table(preview, empty="no signals"),
-        }
-    )
+    return {
+        **base,
+        **funnel,
+        "signals": dg.MetadataValue.int(len(run.signals)),
+        "signals_amount": dg.MetadataValue.float(float(run.signals["amount"].sum()) if len(run.signals) else 0.0),
+        "pending_replaced": dg.MetadataValue.int(run.replaced),
+        "preview": markdown_table(preview, empty="no signals"),
+    }
+
+
+def day_range_tags(day: date | str, portfolio_ids: list[int]) -> dict[str, str]:
+    """Run tags for one run over a day's partitions of these portfolios: the range from the first
+    to the last (a range of the `portfolios` keys also covers any key between them)."""
+    first, last = min(portfolio_ids), max(portfolio_ids)
+    return {
+        ASSET_PARTITION_RANGE_START_TAG: str(signals_partition_key(day, first)),
+        ASSET_PARTITION_RANGE_END_TAG: str(signals_partition_key(day, last)),
+    }
 
 
 portfolio_signals_job = dg.define_asset_job(
@@ -92,7 +143,7 @@ def trading_cycle_schedule(context: dg.ScheduleEvaluationContext):
     return dg.RunRequest(run_key=f"cycle-{day}", tags={CYCLE_TAG: day})
 
 
-def _uses_daily_cycle(portfolio: dict) -> bool:
+def uses_daily_cycle(portfolio: dict) -> bool:
     return not (portfolio.get("strategy_config") or {}).get("cycle_cron")
 
 
@@ -103,21 +154,17 @@ def _uses_daily_cycle(portfolio: dict) -> bool:
     request_job=portfolio_signals_job,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="After a cycle's market refresh succeeds, requests that day's portfolio_signals "
-    "partition for every active portfolio on the daily cycle.",
+    "partitions of every active portfolio on the daily cycle, in one run.",
 )
 def trading_cycle_sensor(context: dg.RunStatusSensorContext, database: Database):
     day = context.dagster_run.tags.get(CYCLE_TAG)
     if not day:
         return dg.SkipReason("a plain refresh, not a trading cycle")
-    portfolios = [p for p in active_portfolios(database.engine()) if _uses_daily_cycle(p)]
-    return [
-        dg.RunRequest(
-            run_key=f"cycle-{day}-{p['portfolio_id']}",
-            partition_key=signals_partition_key(day, p["portfolio_id"]),
-            tags={CYCLE_TAG: day},
-        )
-        for p in portfolios
-    ]
+    portfolios = [p["portfolio_id"] for p in active_portfolios(database.engine()) if uses_daily_cycle(p)]
+    if not portfolios:
+        return dg.SkipReason("no active portfolio on the daily cycle")
+    # One run for the whole day: its partitions share one read of the day's universe.
+    return dg.RunRequest(run_key=f"cycle-{day}", tags={CYCLE_TAG: day, **day_range_tags(day, portfolios)})
 
 
 @dg.sensor(

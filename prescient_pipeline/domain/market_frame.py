@@ -34,6 +34,10 @@ MARKET_COLUMNS: dict[str, str] = {
     "closed": "flag",
     "accepting_orders": "optional_flag",
     "neg_risk": "flag",
+    # Augmented negRisk: the event lists placeholder and "Other" outcomes beside its named ones, so
+    # its named legs never make a complete basket; `neg_risk_other` marks those outcomes themselves.
+    "neg_risk_augmented": "flag",
+    "neg_risk_other": "flag",
     "yes_token_id": "text",
     "no_token_id": "text",
     "event_liquidity": "number",
@@ -53,7 +57,7 @@ DERIVED_COLUMNS = (
 )
 
 # A reader may leave these out; they are then unknown for every market.
-_OPTIONAL_COLUMNS = ("accepting_orders",)
+_OPTIONAL_COLUMNS = ("accepting_orders", "neg_risk_augmented", "neg_risk_other")
 
 _DAY = pd.Timedelta(days=1)
 

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, Callable, Iterator, Sequence
@@ -24,6 +24,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError
 from urllib3.util import Retry
+
+from .parser import book_rules
 
 log = logging.getLogger(__name__)
 
@@ -74,14 +76,24 @@ class EventsFetch:
     observed_at: datetime
 
 
+# Book levels kept per side: enough for any paper order, small enough to store every observation.
+BOOK_DEPTH = 20
+
+
 @dataclass
 class Book:
-    """Top of one token's order book; None when that side is empty."""
+    """One token's order book: the top of each side (None when that side is empty), the top
+    BOOK_DEPTH levels of each side as (price, size), best first, and the market's rules."""
 
     best_bid: float | None
     best_ask: float | None
     bid_size: float | None
     ask_size: float | None
+    bids: list[tuple[float, float]] = field(default_factory=list)  # highest price first
+    asks: list[tuple[float, float]] = field(default_factory=list)  # lowest price first
+    tick_size: float | None = None
+    min_order_size: float | None = None
+    last_trade_price: float | None = None
 
 
 class RateLimiter:
@@ -314,6 +326,19 @@ class PolymarketClient:
                     books[str(raw["asset_id"])] = _top_of_book(raw)
         return books
 
+    def fetch_market_info(self, condition_id: str) -> dict | None:
+        """CLOB market info (`GET /clob-markets/{condition_id}`): minimum order size `mos`, tick
+        `mts` and fee details `fd` {r, e, to}; None for a market the CLOB does not know."""
+        try:
+            payload = self._request("clob", "GET", f"/clob-markets/{condition_id}")
+        except PolymarketError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        if not isinstance(payload, dict):
+            raise _shape_error("clob", "GET", "/clob-markets/{condition_id}", "a JSON object", payload)
+        return payload
+
     def fetch_midpoints(self, token_ids: Sequence[str], chunk_size: int = 500) -> dict[str, float]:
         mids: dict[str, float] = {}
         for payload in self._post_token_batches("/midpoints", token_ids, chunk_size, dict, "a JSON object"):
@@ -446,7 +471,16 @@ def _top_of_book(raw: dict) -> Book:
     asks = _levels(raw.get("asks"))
     bid_price, bid_size = max(bids, key=lambda level: level[0]) if bids else (None, None)
     ask_price, ask_size = min(asks, key=lambda level: level[0]) if asks else (None, None)
-    return Book(best_bid=bid_price, best_ask=ask_price, bid_size=bid_size, ask_size=ask_size)
+    return Book(best_bid=bid_price, best_ask=ask_price, bid_size=bid_size, ask_size=ask_size,
+                bids=_depth(bids, best_first_descending=True), asks=_depth(asks, best_first_descending=False),
+                **book_rules(raw), last_trade_price=_to_float(raw.get("last_trade_price")))
+
+
+def _depth(levels: list[tuple[float, float | None]], *, best_first_descending: bool) -> list[tuple[float, float]]:
+    """The BOOK_DEPTH best levels that can be walked (a size above 0), best first."""
+    sized = [(price, size) for price, size in levels if size is not None and size > 0]
+    sized.sort(key=lambda level: level[0], reverse=best_first_descending)
+    return sized[:BOOK_DEPTH]
 
 
 def _levels(raw_levels) -> list[tuple[float, float | None]]:

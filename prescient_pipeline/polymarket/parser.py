@@ -19,7 +19,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 
-__all__ = ["ParseResult", "decode_json_list", "parse_events", "parse_markets", "parse_timestamp"]
+__all__ = [
+    "ParseResult", "book_rules", "clob_fee_parameters", "decode_json_list", "gamma_fee_parameters",
+    "is_neg_risk_other", "market_rules", "parse_events", "parse_markets", "parse_timestamp", "protocol_version",
+]
 
 # Rejection reasons: each market kept out is counted under exactly one of these.
 NOT_A_DICT = "not_a_dict"
@@ -31,6 +34,7 @@ MISSING_TOKEN_IDS = "missing_token_ids"
 MISMATCHED_LENGTHS = "mismatched_lengths"
 INVALID_TOKEN_IDS = "invalid_token_ids"
 INVALID_PRICE = "invalid_price"
+UNSUPPORTED_VERSION = "unsupported_version"
 # These count events (not markets): an event that cannot be keyed is dropped with its markets.
 EVENT_NOT_A_DICT = "event_not_a_dict"
 EVENT_MISSING_ID = "event_missing_id"
@@ -238,6 +242,7 @@ def _event_row(raw: dict, event_id: str) -> dict:
         "archived": _flag(raw.get("archived")),
         "neg_risk": bool(_flag(raw.get("negRisk")) or _flag(raw.get("enableNegRisk"))),
         "neg_risk_market_id": _nonempty_text(raw.get("negRiskMarketID")),
+        "neg_risk_augmented": _neg_risk_augmented(raw),
         "start_date": parse_timestamp(raw.get("startDate")),
         "end_date": parse_timestamp(raw.get("endDate")),
         "liquidity": _number(raw.get("liquidity")),
@@ -264,9 +269,13 @@ def _price(value) -> float | None:
 
 
 def _market_row(
-    raw: dict, market_id: str, event_id: str | None, category: str | None, tags: list[str]
+    raw: dict, market_id: str, event_id: str | None, category: str | None, tags: list[str],
+    augmented: bool = False,
 ) -> tuple[dict | None, str | None]:
     """(row, None) for a usable binary market, else (None, rejection reason)."""
+    version = protocol_version(raw)
+    if version not in OUTCOME_ID_FIELDS:  # a wire format we do not know: nothing else is read
+        return None, UNSUPPORTED_VERSION
     outcomes = decode_json_list(raw.get("outcomes"))
     if not outcomes:
         return None, MISSING_OUTCOMES
@@ -275,7 +284,7 @@ def _market_row(
     prices = decode_json_list(raw.get("outcomePrices"))
     if not prices:
         return None, MISSING_PRICES
-    token_values = decode_json_list(raw.get("clobTokenIds"))
+    token_values = decode_json_list(raw.get(OUTCOME_ID_FIELDS[version]))
     if not token_values:
         return None, MISSING_TOKEN_IDS
     if len(prices) != 2 or len(token_values) != 2:
@@ -319,8 +328,126 @@ def _market_row(
         "start_date": parse_timestamp(raw.get("startDate")),
         "end_date": parse_timestamp(raw.get("endDate")),
         "closed_time": parse_timestamp(raw.get("closedTime")),
+        "protocol_version": version,
+        **market_rules(raw),
+        **gamma_fee_parameters(raw),
+        "neg_risk_other": is_neg_risk_other(raw, augmented),
+        # Depth comes from the CLOB's books only: a Gamma observation carries none.
+        "bids": None,
+        "asks": None,
     }
     return row, None
+
+
+# --- protocol version and outcome ids -------------------------------------------------------------
+
+# Where each protocol version keeps its outcome ids: V1 in `clobTokenIds` (JSON text), Protocol V2
+# (2026) in `positionIds` (a native array). decode_json_list reads either shape.
+OUTCOME_ID_FIELDS = {"v1": "clobTokenIds", "v2": "positionIds"}
+
+
+def protocol_version(raw: dict) -> str:
+    """The market's protocol version, lowercased; an absent or blank `version` is V1."""
+    version = _nonempty_text(raw.get("version"))
+    return "v1" if version is None else version.lower()
+
+
+# --- market rules ---------------------------------------------------------------------------------
+
+
+def _positive(value) -> float | None:
+    number = _number(value)
+    return number if number is not None and number > 0 else None
+
+
+def _non_negative(value) -> float | None:
+    number = _number(value)
+    return number if number is not None and number >= 0 else None
+
+
+def market_rules(raw: dict) -> dict:
+    """Tick size and minimum order size (shares) from a Gamma market; None when not given."""
+    return {
+        "tick_size": _positive(raw.get("orderPriceMinTickSize")),
+        "min_order_size": _non_negative(raw.get("orderMinSize")),
+    }
+
+
+def book_rules(raw_book: dict) -> dict:
+    """The same rules as a CLOB book states them (`tick_size`, `min_order_size`, as text)."""
+    return {
+        "tick_size": _positive(raw_book.get("tick_size")),
+        "min_order_size": _non_negative(raw_book.get("min_order_size")),
+    }
+
+
+# --- fee parameters -------------------------------------------------------------------------------
+#
+# Venue-neutral columns: fees_enabled, fee_rate, fee_exponent, fee_taker_only, for the taker fee
+# shares * rate * (p * (1 - p)) ** exponent. Unknown stays None: a market that says fees are on
+# but gives no parameters keeps fee_rate None, so the fee model can charge its conservative
+# default and flag it, rather than charging nothing.
+
+FEE_COLUMNS = ("fees_enabled", "fee_rate", "fee_exponent", "fee_taker_only")
+
+
+def _fee_row(enabled, rate, exponent, taker_only) -> dict:
+    return {
+        "fees_enabled": enabled,
+        "fee_rate": _non_negative(rate),
+        "fee_exponent": _non_negative(exponent),
+        "fee_taker_only": _flag(taker_only),
+    }
+
+
+def gamma_fee_parameters(raw: dict) -> dict:
+    """From Gamma's `feesEnabled` and `feeSchedule` {rate, exponent, takerOnly, rebateRate}.
+
+    Fee-free (`feesEnabled: false`) is rate 0, whatever a stale schedule says.
+    """
+    enabled = _flag(raw.get("feesEnabled"))
+    schedule = raw.get("feeSchedule")
+    schedule = schedule if isinstance(schedule, dict) else {}
+    if enabled is False:
+        return _fee_row(False, 0, None, schedule.get("takerOnly"))
+    return _fee_row(enabled, schedule.get("rate"), schedule.get("exponent"), schedule.get("takerOnly"))
+
+
+def clob_fee_parameters(info: dict) -> dict:
+    """From the CLOB market info (`GET /clob-markets/{condition_id}`): fee details `fd`
+    {r: rate, e: exponent, to: taker only}. No `fd` is unknown; a zero rate is fee-free."""
+    details = info.get("fd") if isinstance(info, dict) else None
+    if not isinstance(details, dict):
+        return _fee_row(None, None, None, None)
+    rate = _non_negative(details.get("r"))
+    enabled = None if rate is None else rate > 0
+    return _fee_row(enabled, rate, details.get("e"), details.get("to"))
+
+
+# --- augmented negRisk ----------------------------------------------------------------------------
+#
+# In an augmented negRisk event (enableNegRisk and negRiskAugmented) only named outcomes may be
+# traded: placeholders ("Will Person AB win ...?") can be renamed later and "Other" changes its
+# meaning as they are, so the named legs never make a complete basket. Gamma flags "Other" with
+# `negRiskOther`, but not always (real "Other" markets carry false), so the names are read too.
+
+_PLACEHOLDER_OR_OTHER = re.compile(r"\b(?:person [a-z]{1,2}|another|any other|someone else)\b", re.IGNORECASE)
+
+
+def _neg_risk_augmented(raw_event: dict) -> bool:
+    enabled = _flag(raw_event.get("enableNegRisk")) or _flag(raw_event.get("negRisk"))
+    return bool(enabled and _flag(raw_event.get("negRiskAugmented")))
+
+
+def is_neg_risk_other(raw: dict, augmented: bool) -> bool:
+    """True for the "Other" and placeholder outcomes of an augmented negRisk event."""
+    if _flag(raw.get("negRiskOther")) is True:
+        return True
+    if not augmented:
+        return False
+    title = (_nonempty_text(raw.get("groupItemTitle")) or "").lower()
+    question = _text(raw.get("question")) or ""
+    return title == "other" or bool(_PLACEHOLDER_OR_OTHER.search(question))
 
 
 # --- payloads -----------------------------------------------------------------------------------
@@ -364,8 +491,9 @@ def _parse_market_into(
         # Every listed market counts, usable or not: a negRisk basket is complete only if all of
         # the event's outcomes can be bought, so an unpriced placeholder must leave it incomplete.
         event_row["market_count"] += 1
-    parent = event_row or {"event_id": None, "category": None, "tags": []}
-    row, reason = _market_row(raw, market_id, parent["event_id"], parent["category"], parent["tags"])
+    parent = event_row or {"event_id": None, "category": None, "tags": [], "neg_risk_augmented": False}
+    row, reason = _market_row(raw, market_id, parent["event_id"], parent["category"], parent["tags"],
+                              parent["neg_risk_augmented"])
     if row is None:
         result.rejected[reason] += 1
         return

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
 import pandas as pd
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from ..db.schema import (
@@ -68,13 +68,24 @@ def _snapshot_one(engine: Engine, portfolio_id: int, name: str, day: date, at: d
             constraint="uq_portfolio_history_day",
             set_={k: stmt.excluded[k] for k in values if k not in ("portfolio_id", "snapshot_date")},
         ))
-        metrics = _performance(conn, portfolio_id, totals)
-        cache = insert(portfolio_performance_cache).values(portfolio_id=portfolio_id, calculated_at=at, **metrics)
-        conn.execute(cache.on_conflict_do_update(
-            index_elements=["portfolio_id"],
-            set_={k: cache.excluded[k] for k in ["calculated_at", *metrics]},
-        ))
+        metrics = store_performance(conn, portfolio_id, totals, at)
     return Snapshot(portfolio_id, name, day, totals, daily_return, metrics)
+
+
+def store_performance(conn, portfolio_id: int, totals: Totals, at: datetime) -> dict:
+    """Compute the portfolio's metrics from its history and round trips and store them in
+    `portfolio_performance_cache`; returns them."""
+    metrics = _performance(conn, portfolio_id, totals)
+    cache = insert(portfolio_performance_cache).values(portfolio_id=portfolio_id, calculated_at=at, **metrics)
+    conn.execute(cache.on_conflict_do_update(
+        index_elements=["portfolio_id"],
+        set_={k: cache.excluded[k] for k in ["calculated_at", *metrics]},
+    ))
+    # The portfolio row's drawdown is the same figure (0 before any history), so every place
+    # that shows it agrees.
+    conn.execute(update(portfolios).where(portfolios.c.portfolio_id == portfolio_id)
+                 .values(max_drawdown=metrics["max_drawdown"] or 0))
+    return metrics
 
 
 def _performance(conn, portfolio_id: int, totals: Totals) -> dict:

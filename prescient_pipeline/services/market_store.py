@@ -7,6 +7,7 @@ day sees the prices of that day and never a later one.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,13 +16,19 @@ import pandas as pd
 from sqlalchemy import Engine, text
 
 from ..db import schema
-from .bulk import copy_rows, stage
+from ..db.history_partitions import ensure_partitions
+from .bulk import stage
 
 EVENT_COLUMNS = [c.name for c in schema.events.columns if c.name not in ("first_seen_at", "updated_at")]
 MARKET_COLUMNS = [c.name for c in schema.markets.columns if c.name not in ("first_seen_at", "updated_at")]
+# The market's rules and fee parameters travel with every snapshot, so the regime in force at a
+# fill's time can be read back later; a book observation carries them over from the market.
+RULE_COLUMNS = ["protocol_version", "tick_size", "min_order_size",
+                "fees_enabled", "fee_rate", "fee_exponent", "fee_taker_only"]
 SNAPSHOT_COLUMNS = [
     "market_id", "ts", "yes_price", "no_price", "best_bid", "best_ask",
     "liquidity", "volume", "volume_24hr", "active", "closed", "source",
+    "last_trade_price", *RULE_COLUMNS, "bids", "asks",
 ]
 GAMMA = "gamma"
 
@@ -57,15 +64,23 @@ def snapshot_rows(markets: Iterable[dict], ts: datetime, source: str) -> list[di
     return [{**{c: m.get(c) for c in SNAPSHOT_COLUMNS}, "ts": ts, "source": source} for m in markets]
 
 
+def _snapshots_of_updates_sql(source_rows: str, given: Sequence[str]) -> str:
+    """Snapshots of a price update: what the rows give, the market's rules where they give none."""
+    def value(column: str) -> str:
+        if column in ("ts", "source"):
+            return f":{column}"
+        if column in given:
+            return f"coalesce(s.{column}, m.{column})" if column in RULE_COLUMNS else f"s.{column}"
+        return f"m.{column}" if column in RULE_COLUMNS else "NULL"
+
+    return (f"INSERT INTO market_snapshots ({', '.join(SNAPSHOT_COLUMNS)}) "
+            f"SELECT {', '.join(value(c) for c in SNAPSHOT_COLUMNS)} FROM {source_rows} s "
+            "JOIN markets m ON m.market_id = s.market_id")
+
+
 def last_refresh(conn) -> tuple[datetime | None, int | None]:
     """Time and market count of the latest full refresh."""
-    row = conn.execute(
-        text(
-            "SELECT ts, count(*) FROM market_snapshots WHERE source = :src "
-            "AND ts = (SELECT max(ts) FROM market_snapshots WHERE source = :src) GROUP BY ts"
-        ),
-        {"src": GAMMA},
-    ).first()
+    row = conn.execute(text("SELECT ts, markets FROM market_refreshes ORDER BY ts DESC LIMIT 1")).first()
     return (row[0], row[1]) if row else (None, None)
 
 
@@ -82,6 +97,7 @@ def refresh_timestamp(observed_at: datetime, previous_ts: datetime | None) -> da
 
 def write_refresh(engine: Engine, events: list[dict], markets: list[dict], observed_at: datetime) -> RefreshWrite:
     """Upsert events and markets and append one snapshot per market, in one transaction."""
+    ensure_partitions(engine, observed_at)
     with engine.begin() as conn:
         # Serialise refreshes so two of them cannot pick the same timestamp.
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('prescient.market_refresh'))"))
@@ -93,14 +109,28 @@ def write_refresh(engine: Engine, events: list[dict], markets: list[dict], obser
         conn.execute(text(_upsert_sql("markets", staged_markets, "market_id", MARKET_COLUMNS)), {"ts": observed_at})
         # The snapshots come from the staged rows: no second rendering and COPY of every market.
         snaps = conn.execute(text(_snapshots_from_sql(staged_markets)), {"ts": observed_at, "source": GAMMA}).rowcount
+        conn.execute(text("INSERT INTO market_refreshes (ts, markets, events) VALUES (:ts, :markets, :events)"),
+                     {"ts": observed_at, "markets": snaps, "events": len(events)})
     return RefreshWrite(events=len(events), markets=len(markets), snapshots=snaps,
                         previous_market_count=previous, ts=observed_at)
 
 
-# Columns a book can update, with their array types: a price update of a few hundred markets
-# goes through arrays in one statement, without a staging table's catalog work every 5 minutes.
+# Columns a book can update, with their array types: a price update of thousands of markets goes
+# through arrays in one statement, without a staging table's catalog work every 5 minutes.
 _BOOK_COLUMN_TYPES = {"market_id": "text", "yes_price": "numeric", "no_price": "numeric",
-                      "best_bid": "numeric", "best_ask": "numeric"}
+                      "best_bid": "numeric", "best_ask": "numeric", "last_trade_price": "numeric",
+                      "tick_size": "numeric", "min_order_size": "numeric", "bids": "jsonb", "asks": "jsonb",
+                      "fees_enabled": "boolean", "fee_rate": "numeric", "fee_exponent": "numeric",
+                      "fee_taker_only": "boolean"}
+# A book (or the CLOB's market info) states the market's rules: where it states none, the market
+# keeps those it has.
+_KEPT_WHEN_ABSENT = ("tick_size", "min_order_size", "last_trade_price",
+                     "fees_enabled", "fee_rate", "fee_exponent", "fee_taker_only")
+
+
+def _array_value(column: str, value):
+    # Book levels go in as JSON text: a Python list would be read as a nested SQL array.
+    return json.dumps(value) if column in ("bids", "asks") and value is not None else value
 
 
 def write_market_updates(conn, markets: list[dict], observed_at: datetime, source: str) -> int:
@@ -111,20 +141,26 @@ def write_market_updates(conn, markets: list[dict], observed_at: datetime, sourc
     if not markets:
         return 0
     columns = [c for c in MARKET_COLUMNS if c in markets[0]]
-    updates = ", ".join(f"{c} = s.{c}" for c in columns if c != "market_id")
+    updates = ", ".join(
+        f"{c} = coalesce(s.{c}, m.{c})" if c in _KEPT_WHEN_ABSENT else f"{c} = s.{c}"
+        for c in columns if c != "market_id"
+    )
     if set(columns) <= _BOOK_COLUMN_TYPES.keys():
         arrays = ", ".join(f"CAST(:{c} AS {_BOOK_COLUMN_TYPES[c]}[])" for c in columns)
-        source_rows = f"unnest({arrays}) AS s({', '.join(columns)})"
-        params = {c: [m.get(c) for m in markets] for c in columns}
+        source_rows = f"unnest({arrays}) AS u({', '.join(columns)})"
+        params = {c: [_array_value(c, m.get(c)) for m in markets] for c in columns}
     else:  # whole Gamma markets: many columns of many types, staged with COPY
-        source_rows, params = f"{stage(conn, 'markets', columns, markets)} s", {}
-    # As in a refresh, the current state is the latest observation: an older one only adds history.
-    conn.execute(
-        text(f"UPDATE markets m SET {updates}, updated_at = :ts FROM {source_rows} "
-             "WHERE m.market_id = s.market_id AND m.updated_at <= :ts"),
-        {"ts": observed_at, **params},
-    )
-    return copy_rows(conn, "market_snapshots", SNAPSHOT_COLUMNS, snapshot_rows(markets, observed_at, source))
+        source_rows, params = stage(conn, "markets", columns, markets), {}
+    # One statement: the rows (book levels included) are sent and decoded once, and the snapshots
+    # read the market's rules as they were before this update. As in a refresh, the current state
+    # is the latest observation: an older one only adds history.
+    return conn.execute(text(
+        f"WITH s AS MATERIALIZED (SELECT * FROM {source_rows}), "
+        f"snapshots AS ({_snapshots_of_updates_sql('s', columns)} RETURNING 1), "
+        f"current AS (UPDATE markets m SET {updates}, updated_at = :ts FROM s "
+        "WHERE m.market_id = s.market_id AND m.updated_at <= :ts RETURNING 1) "
+        "SELECT count(*) FROM snapshots"
+    ), {"ts": observed_at, "source": source, **params}).scalar_one()
 
 
 # The universe as of a time: the markets of the latest full refresh at or before it, each with
@@ -132,27 +168,29 @@ def write_market_updates(conn, markets: list[dict], observed_at: datetime, sourc
 # a market's prices come from its latest snapshot of any kind, and what only Gamma says
 # (liquidity, volume, active, closed) from its latest Gamma snapshot: a refresh or a price
 # update's Gamma fallback. Event sizes are summed from those observations, so nothing later
-# than `as_of` leaks in.
+# than `as_of` leaks in. Every market of the refresh at `t` has a Gamma snapshot at `t`, so its
+# latest observations lie between `t` and `as_of`: the reads touch only those days' partitions,
+# however long the history.
 _UNIVERSE_SQL = """
-WITH refresh AS (
-    SELECT max(ts) AS t FROM market_snapshots WHERE source = 'gamma' AND ts <= :as_of
-), universe AS (
-    SELECT s.market_id FROM market_snapshots s, refresh WHERE s.source = 'gamma' AND s.ts = refresh.t
+WITH universe AS (
+    SELECT s.market_id FROM market_snapshots s WHERE s.source = 'gamma' AND s.ts = :refreshed
 )
 SELECT m.market_id, m.event_id, m.question, coalesce(m.category, e.category) AS category,
        m.tags AS market_tags, e.tags AS event_tags,
        p.yes_price, p.no_price, p.best_bid, p.best_ask, l.liquidity, l.volume, l.volume_24hr,
        m.end_date, l.active, l.closed, m.accepting_orders, m.neg_risk,
+       m.neg_risk_other, coalesce(e.neg_risk_augmented, false) AS neg_risk_augmented,
        m.yes_token_id, m.no_token_id, e.end_date AS event_end_date, e.market_count AS event_market_count, p.ts AS observed_at
 FROM universe u
 CROSS JOIN LATERAL (
     SELECT s.liquidity, s.volume, s.volume_24hr, s.active, s.closed FROM market_snapshots s
-    WHERE s.market_id = u.market_id AND s.ts <= :as_of AND s.source IN ('gamma', 'gamma_update')
+    WHERE s.market_id = u.market_id AND s.ts <= :as_of AND s.ts >= :refreshed
+      AND s.source IN ('gamma', 'gamma_update')
     ORDER BY s.ts DESC LIMIT 1
 ) l
 CROSS JOIN LATERAL (
     SELECT s.ts, s.yes_price, s.no_price, s.best_bid, s.best_ask FROM market_snapshots s
-    WHERE s.market_id = u.market_id AND s.ts <= :as_of
+    WHERE s.market_id = u.market_id AND s.ts <= :as_of AND s.ts >= :refreshed
     ORDER BY s.ts DESC, (s.source = 'clob') LIMIT 1
 ) p
 JOIN markets m ON m.market_id = u.market_id
@@ -163,7 +201,11 @@ LEFT JOIN events e ON e.event_id = m.event_id
 def universe_as_of(engine: Engine, as_of: datetime) -> pd.DataFrame:
     """One row per market, as the strategies' market frame expects (see domain.market_frame)."""
     with engine.connect() as conn:
-        frame = pd.read_sql_query(text(_UNIVERSE_SQL), conn, params={"as_of": as_of})
+        # Bound first, so the planner prunes the history to the partitions between the two.
+        refreshed = conn.execute(text("SELECT max(ts) FROM market_refreshes WHERE ts <= :as_of"),
+                                 {"as_of": as_of}).scalar()
+        frame = pd.read_sql_query(text(_UNIVERSE_SQL), conn,
+                                  params={"as_of": as_of, "refreshed": refreshed or as_of})
     return to_market_frame(frame)
 
 
@@ -176,7 +218,8 @@ def to_market_frame(frame: pd.DataFrame) -> pd.DataFrame:
         list(dict.fromkeys((ev or []) + (mk or [])))
         for ev, mk in zip(frame.pop("event_tags"), frame.pop("market_tags"))
     ]
-    frame["neg_risk"] = frame["neg_risk"].fillna(False).astype(bool)
+    for col in ("neg_risk", "neg_risk_other", "neg_risk_augmented"):
+        frame[col] = frame[col].fillna(False).astype(bool)
     by_event = frame.groupby("event_id", dropna=False)
     for col in ("liquidity", "volume", "volume_24hr"):
         known = by_event[col].transform("count")

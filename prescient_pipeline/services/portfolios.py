@@ -209,7 +209,9 @@ def create_portfolio(engine: Engine, new: NewPortfolio) -> dict:
     return _row_to_dict(row)
 
 
-def update_portfolio(engine: Engine, portfolio_id: Any, changes: dict) -> dict:
+def update_portfolio(engine: Engine, portfolio_id: Any, changes: dict, *, replace_config: bool = False) -> dict:
+    """Change the fields in `changes`. A `strategy_config` is merged key by key into the stored
+    one (so `{}` changes nothing); with `replace_config` it replaces the stored one whole."""
     unknown = sorted(set(changes) - set(UPDATABLE))
     if unknown:
         raise InputError(f"cannot update {', '.join(unknown)}; updatable fields: {', '.join(UPDATABLE)}")
@@ -233,6 +235,8 @@ def update_portfolio(engine: Engine, portfolio_id: Any, changes: dict) -> dict:
             current = get_portfolio(conn, portfolio_id, for_update=True)
             if "strategy_config" in changes:
                 overrides = parse_config(changes["strategy_config"])
+                if not replace_config:
+                    overrides = {**(current["strategy_config"] or {}), **overrides}
                 get_strategy(current["strategy_type"]).validate_config(overrides)
                 values["strategy_config"] = overrides
             row = conn.execute(

@@ -22,6 +22,7 @@ from decimal import Decimal
 
 from sqlalchemy import Engine, select, text
 
+from ..db.history_partitions import ensure_partitions
 from ..db.schema import portfolio_positions, portfolios
 from ..domain.accounting import PositionState, mark, to_price
 from ..domain.exits import ExitRules, exit_decision
@@ -30,6 +31,7 @@ from ..domain.settlement import NotSettled, Settlement, settle_position, settlem
 from ..domain.strategies.registry import get_strategy
 from ..polymarket.client import PolymarketClient
 from ..polymarket.parser import parse_markets
+from .books import book_row
 from .ledger import Close, book_closes, derived_totals, write_derived_totals
 from .market_store import write_market_updates
 
@@ -100,10 +102,9 @@ def fetch_market_updates(client: PolymarketClient, held: list[dict]) -> tuple[li
         past_end = m["end_date"] is not None and m["end_date"] <= now
         if book is None or book.best_bid is None or book.best_ask is None or past_end:
             need_gamma.append(m["market_id"])
-        if book is not None and book.best_bid is not None and book.best_ask is not None:
-            mid = (book.best_bid + book.best_ask) / 2
-            clob_rows.append({"market_id": m["market_id"], "yes_price": mid, "no_price": 1 - mid,
-                              "best_bid": book.best_bid, "best_ask": book.best_ask})
+        row = book_row(m["market_id"], book)  # prices, depth and rules of the YES book
+        if row is not None:
+            clob_rows.append(row)
     gamma_rows = parse_markets(client.fetch_markets(need_gamma)).markets if need_gamma else []
     priced = {r["market_id"] for r in clob_rows} | {r["market_id"] for r in gamma_rows}
     unpriced = sorted(m["market_id"] for m in held if m["market_id"] not in priced)
@@ -127,6 +128,7 @@ def update_prices(engine: Engine, client: PolymarketClient, logger: logging.Logg
     if unpriced:
         logger.warning("no price for %d held markets (kept at their last mark): %s", len(unpriced), unpriced[:10])
     t1 = time.perf_counter()
+    ensure_partitions(engine, observed_at)
     with engine.begin() as conn:
         write_market_updates(conn, clob_rows, observed_at, "clob")
         write_market_updates(conn, gamma_rows, observed_at, "gamma_update")

@@ -1,10 +1,7 @@
-"""What users read: the per-portfolio report, the trade list, the balance check, CSV exports."""
+"""What users read: the per-portfolio report, the trade list, the balance check."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pandas as pd
 from sqlalchemy import Engine, text
 
 from ..domain.accounting import BALANCE_TOLERANCE
@@ -19,7 +16,7 @@ SELECT p.portfolio_id, p.name, p.strategy_type, p.status,
        p.total_fees AS fees,
        coalesce(pos.n, 0) AS open_positions,
        (SELECT count(*) FROM trades t WHERE t.portfolio_id = p.portfolio_id) AS trades,
-       c.win_rate, c.sharpe_ratio AS sharpe, c.sortino_ratio AS sortino, c.max_drawdown,
+       c.win_rate, c.sharpe_ratio AS sharpe, c.sortino_ratio AS sortino, p.max_drawdown,
        c.return_1d, c.return_7d, c.return_30d, c.return_all_time, c.signal_execution_rate,
        p.last_price_update
 FROM portfolios p
@@ -87,27 +84,3 @@ def unbalanced_portfolios(engine: Engine) -> list[str]:
                                     f"{actual} != {expected} (difference {actual - expected})")
     return problems
 
-
-EXPORTS = {
-    "events": "SELECT * FROM events ORDER BY event_id",
-    "markets": "SELECT * FROM markets ORDER BY market_id",
-    "signals": "SELECT * FROM trading_signals ORDER BY signal_id",
-    "trades": "SELECT * FROM trades ORDER BY trade_id",
-    "positions": "SELECT * FROM portfolio_positions ORDER BY position_id",
-    "portfolio_history": "SELECT * FROM portfolio_history ORDER BY portfolio_id, snapshot_date",
-    "performance": "SELECT * FROM portfolio_performance_cache ORDER BY portfolio_id",
-}
-
-
-def export_csv(engine: Engine, out_dir: Path) -> dict[str, Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = {}
-    with engine.connect() as conn:
-        for name, sql in EXPORTS.items():
-            path = out_dir / f"{name}.csv"
-            pd.read_sql_query(text(sql), conn).to_csv(path, index=False)
-            written[name] = path
-        report_path = out_dir / "report.csv"
-        pd.DataFrame(report(engine)).to_csv(report_path, index=False)
-        written["report"] = report_path
-    return written

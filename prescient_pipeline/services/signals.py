@@ -15,6 +15,7 @@ from sqlalchemy import Engine, and_, delete, func, select
 
 from ..config import settings
 from ..db.schema import portfolio_positions, trading_signals
+from ..domain.market_frame import with_derived
 from ..domain.strategies.base import StrategyContext
 from ..domain.strategies.registry import get_strategy
 from .market_store import universe_as_of
@@ -53,14 +54,23 @@ class SignalRun:
     kept_processed: int = 0
 
 
-def generate_signals(engine: Engine, portfolio_id: int, cycle_date: date, as_of: datetime) -> SignalRun:
+def universe_for(engine: Engine, as_of: datetime) -> pd.DataFrame:
+    """The market universe as of a cycle time, with the columns every strategy derives from it:
+    read once and shared by every portfolio that trades at that time (strategies never modify it)."""
+    return with_derived(universe_as_of(engine, as_of), as_of)
+
+
+def generate_signals(engine: Engine, portfolio_id: int, cycle_date: date, as_of: datetime,
+                     universe: pd.DataFrame | None = None) -> SignalRun:
+    """A portfolio's signals for `cycle_date`, from `universe` (`universe_for(engine, as_of)`,
+    read here when not given)."""
     portfolio = get_portfolio(engine, portfolio_id)
     run = SignalRun(portfolio["portfolio_id"], cycle_date, as_of, portfolio["strategy_type"])
     if portfolio["status"] != "active":
         run.skipped = f"portfolio {portfolio_id} is {portfolio['status']}: no signals"
         return run
 
-    markets = universe_as_of(engine, as_of)
+    markets = universe if universe is not None else universe_for(engine, as_of)
     with engine.connect() as conn:
         held = conn.execute(
             select(portfolio_positions.c.market_id, portfolio_positions.c.market_value, portfolio_positions.c.cost_basis)

@@ -160,12 +160,13 @@ def _route(universe: Universe, method: str, path: str, params: Params, body: byt
     handler = ROUTES.get((method, path))
     if handler is not None:
         return 200, handler(universe, params, body)
-    found = re.fullmatch(r"/(markets|events)/([^/]+)", path)
+    found = re.fullmatch(r"/(markets|events|clob-markets)/([^/]+)", path)
     if found and method == "GET":
         kind, key = found.groups()
-        item = universe.gamma_market(key) if kind == "markets" else universe.gamma_event(key)
+        lookup = {"markets": universe.gamma_market, "events": universe.gamma_event, "clob-markets": universe.clob_market_info}
+        item = lookup[kind](key)
         if item is None:
-            return 404, {"error": f"{kind[:-1]} {key} not found"}
+            return 404, {"error": f"{kind[:-1].replace('-', ' ')} {key} not found"}
         return 200, item
     if any(p == path for _, p in ROUTES) or found:
         return 405, {"error": f"method {method} not allowed on {path}"}

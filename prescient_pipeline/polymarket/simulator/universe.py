@@ -58,6 +58,29 @@ MISSING_BESTBID_SHARE = 0.03
 MISSING_VOLUME24HR_SHARE = 0.25
 NO_HISTORY = 65535  # history cell of a market that did not exist yet
 
+# Venue rules and market structure, drawn from their own generator (seeded by the world's seed and
+# the first market row of each spawn) so the prices, books and resolutions drawn above stay as
+# they were before these features existed.
+V2_SHARE = 0.30  # Protocol V2 markets: outcome ids in `positionIds`
+NO_VERSION_SHARE = 0.20  # of the V1 markets, those that send no `version` at all
+MIN_ORDER_SIZES = (5, 5, 5, 10, 15)
+THIN_BOOK_SHARE = 0.15  # books a few shares deep, where a modest order fills only in part
+MIN_LEVELS, MAX_LEVELS = 3, 8  # book levels a side: about five on average, as before
+AUGMENTED_SHARE = 0.35  # of the negRisk events with named legs: placeholders and an "Other"
+NAMED_LEG_CATEGORIES = ("politics", "sports", "culture", "tech", "geopolitics")
+NAMED, OTHER, PLACEHOLDER = 0, 1, 2
+OTHER_NAMES = {"politics": "another person", "geopolitics": "another person", "sports": "another team",
+               "culture": "another film", "tech": "another company"}
+# Fee schedules as Gamma sends them (2026): taker-only, per category. On a share of fee-enabled
+# markets Gamma sends no schedule, as on some real crypto markets; the CLOB's market info states it.
+FEE_FREE, CRYPTO_FEES, CRYPTO_FEES_EXPONENT_2, SPORTS_FEES = range(4)
+FEE_SCHEDULES = {
+    CRYPTO_FEES: ("crypto_fees_v2", {"exponent": 1, "rate": 0.07, "rebateRate": 0.2, "takerOnly": True}),
+    CRYPTO_FEES_EXPONENT_2: ("crypto_fees", {"exponent": 2, "rate": 0.25, "rebateRate": 0.2, "takerOnly": True}),
+    SPORTS_FEES: ("sports_fees_v2", {"exponent": 1, "rate": 0.03, "rebateRate": 0.25, "takerOnly": True}),
+}
+MISSING_SCHEDULE_SHARE = 0.10
+
 OPEN, PROPOSED, CLOSED = 0, 1, 2
 NO_WINS, YES_WINS, SPLIT = 0, 1, 2
 
@@ -99,6 +122,16 @@ def _closed_time(ts: int) -> str:
 
 def _slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _renamed(question: str, label: str, name: str) -> str:
+    """A leg's question about someone else: "Will the Boston Lions win ..." -> "Will another win ..."."""
+    return question.replace(f"the {label}", name).replace(label, name)
+
+
+def _letters(k: int) -> str:
+    """Placeholder names as Polymarket lists them: A..Z, then AA, AB, ..."""
+    return chr(65 + k) if k < 26 else chr(64 + k // 26) + chr(65 + k % 26)
 
 
 class QueryError(ValueError):
@@ -442,6 +475,9 @@ class Universe:
                     first, count = int(e["first"][ev]), int(e["count"][ev])
                     cumulative = np.cumsum(fair[first : first + count])
                     winner = min(int(np.searchsorted(cumulative / cumulative[-1], draw, side="right")), count - 1)
+                    roles = m["role"][first : first + count]
+                    if roles[winner] == PLACEHOLDER:  # an outcome never named resolves to "Other"
+                        winner = int(np.flatnonzero(roles == OTHER)[0])
                     m["outcome"][first : first + count] = NO_WINS
                     m["outcome"][first + winner] = YES_WINS
             m["status"][due] = PROPOSED
@@ -556,6 +592,10 @@ class Universe:
             "closed_at": np.zeros(markets, dtype=np.int64),
         }
         market_hex = rng.bytes(32 * 5 * markets)  # two tokens, condition, question, request
+        category_names = [CATEGORIES[c].name for c in categories.tolist()]
+        venue, augmented, role = self._venue_draws(first_market, markets, category_names, neg, legs, offsets)
+        columns["depth"] = columns["depth"] * venue.pop("depth_scale")
+        columns.update(venue)
 
         event_columns = {
             "id": event_ids.astype(np.int64),
@@ -570,6 +610,7 @@ class Universe:
             "closed": np.zeros(count, dtype=bool),
             "closed_at": np.zeros(count, dtype=np.int64),
             "comments": comments.astype(np.int64),
+            "aug": augmented,
         }
         for name, values in columns.items():
             self._m[name] = np.concatenate((self._m[name], values)) if name in self._m else values
@@ -594,7 +635,15 @@ class Universe:
             self._event_texts.append(EventText(text.title, slug, description, neg_risk_id, tags))
             self._event_by_id[event_id] = first_event + k
             outcomes = json.dumps(list(text.outcomes))
+            placeholders = 0
             for leg, (label, question) in enumerate(zip(text.labels, text.questions)):
+                kind = int(role[row - first_market])
+                if kind == OTHER:
+                    label, question = "Other", _renamed(question, label, OTHER_NAMES[category.name])
+                elif kind == PLACEHOLDER:
+                    name = f"Person {_letters(placeholders)}"
+                    label, question = "", _renamed(question, label, name)
+                    placeholders += 1
                 base = 160 * (row - first_market)
                 chunk = market_hex[base : base + 160]
                 yes = str(int.from_bytes(chunk[0:32], "big") % TOKEN_SPAN + TOKEN_FLOOR)
@@ -618,6 +667,37 @@ class Universe:
         self._refresh_live()
         self._snapshot = None
         self._sums = None
+
+    def _venue_draws(self, first_market: int, markets: int, category_names: list[str], neg: np.ndarray,
+                     legs: np.ndarray, offsets: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """Per-market protocol version, minimum order size, book shape and fee schedule, and which
+        negRisk events are augmented (their last leg "Other", one or two before it placeholders)."""
+        venue = np.random.default_rng([self.seed, first_market])
+        events = len(category_names)
+        category = np.repeat(np.array(category_names, dtype=object), legs)
+        v2 = venue.random(markets) < V2_SHARE
+        fee_draw = venue.random(markets)
+        crypto_kind = np.where(venue.random(markets) < 0.5, CRYPTO_FEES, CRYPTO_FEES_EXPONENT_2)
+        fee = np.select([category == "crypto", category == "sports"], [crypto_kind, SPORTS_FEES], FEE_FREE)
+        thin = venue.random(markets) < THIN_BOOK_SHARE
+        columns = {
+            "v2": v2,
+            "no_version": ~v2 & (venue.random(markets) < NO_VERSION_SHARE),
+            "min_size": venue.choice(MIN_ORDER_SIZES, markets).astype(np.int32),
+            "levels": venue.integers(MIN_LEVELS, MAX_LEVELS + 1, markets).astype(np.int32),
+            "fee": fee.astype(np.int8),
+            "fee_hidden": (fee != FEE_FREE) & (fee_draw < MISSING_SCHEDULE_SHARE),
+            "depth_scale": np.where(thin, 0.03, 1.0),
+        }
+        named = np.isin(np.array(category_names, dtype=object), NAMED_LEG_CATEGORIES)
+        augmented = neg & named & (legs >= 5) & (venue.random(events) < AUGMENTED_SHARE)
+        role = np.zeros(markets, dtype=np.int8)
+        for event in np.flatnonzero(augmented).tolist():
+            last = int(offsets[event] + legs[event] - 1)
+            role[last] = OTHER
+            role[last - 1 - int(venue.integers(0, 2)) : last] = PLACEHOLDER
+        columns["role"] = role
+        return columns, augmented, role
 
     # --- prices -----------------------------------------------------------------------------------
 
@@ -838,7 +918,7 @@ class Universe:
         event["showAllOutcomes"] = True
         event["showMarketImages"] = False
         event["enableNegRisk"] = neg
-        event["negRiskAugmented"] = False
+        event["negRiskAugmented"] = bool(e["aug"][row])
         if closed:
             event["closedTime"] = _closed_time(int(e["closed_at"][row]))
         if nested:
@@ -900,7 +980,7 @@ class Universe:
             market["umaEndDate"] = _iso(int(m["proposed_at"][row]) + PROPOSAL_SECONDS)
         market["enableOrderBook"] = True
         market["orderPriceMinTickSize"] = tick / 1000
-        market["orderMinSize"] = 5
+        market["orderMinSize"] = int(m["min_size"][row])
         if status != OPEN:
             market["umaResolutionStatus"] = "resolved" if status == CLOSED else "proposed"
         market["volumeNum"] = volume
@@ -911,7 +991,13 @@ class Universe:
         market["hasReviewedDates"] = True
         if bool(m["has_v24"][row]) and status != CLOSED:  # unknown is absent, not 0
             market["volume24hr"] = volume24hr
-        market["clobTokenIds"] = tokens
+        if bool(m["v2"][row]):  # Protocol V2: a native array in `positionIds`, no clobTokenIds
+            market["version"] = "v2"
+            market["positionIds"] = json.loads(tokens)
+        else:
+            if not bool(m["no_version"][row]):
+                market["version"] = "v1"
+            market["clobTokenIds"] = tokens
         market["umaBond"] = "500"
         market["umaReward"] = "5"
         if bool(m["has_v24"][row]) and status != CLOSED:
@@ -936,9 +1022,16 @@ class Universe:
             market["bestBid"] = _gamma_price(bid)
         market["bestAsk"] = _gamma_price(ask)
         if neg:
-            market["negRiskOther"] = False
+            market["negRiskOther"] = int(m["role"][row]) == OTHER
         market["umaResolutionStatuses"] = {OPEN: "[]", PROPOSED: '["proposed"]', CLOSED: '["proposed", "resolved"]'}[status]
-        market["feesEnabled"] = False
+        fee = int(m["fee"][row])
+        market["feesEnabled"] = fee != FEE_FREE
+        fee_type, schedule = FEE_SCHEDULES.get(fee, (None, None))
+        market["feeType"] = fee_type
+        if schedule is not None and not bool(m["fee_hidden"][row]):
+            market["feeSchedule"] = dict(schedule)
+        if int(m["role"][row]) == PLACEHOLDER and status != CLOSED:
+            _as_placeholder(market)
         return market
 
     def _last_trade(self, row: int, bid: int, ask: int, status: int, outcome: int) -> int:
@@ -958,12 +1051,13 @@ class Universe:
         row, is_no = found
         m = self._m
         status = m["status"].item(row)
-        if status == CLOSED:
+        if status == CLOSED or m["role"].item(row) == PLACEHOLDER:
             return None
         bids, asks, ticks = self._current()
         bid, ask, tick = bids.item(row), asks.item(row), ticks.item(row)
-        yes_bids = [(bid - k * tick, k) for k in (4, 3, 2, 1, 0) if bid - k * tick >= 1]
-        yes_asks = [(ask + k * tick, k) for k in (4, 3, 2, 1, 0) if ask + k * tick <= 999]
+        depths = range(m["levels"].item(row) - 1, -1, -1)  # deepest first: the best level is last
+        yes_bids = [(bid - k * tick, k) for k in depths if bid - k * tick >= 1]
+        yes_asks = [(ask + k * tick, k) for k in depths if ask + k * tick <= 999]
         last = self._last_trade(row, bid, ask, status, m["outcome"].item(row))
         if is_no:  # the NO book mirrors YES: NO bid = 1 - YES ask, NO ask = 1 - YES bid
             bid_levels = [(1000 - price, k) for price, k in yes_asks]
@@ -974,13 +1068,14 @@ class Universe:
         # Deeper away from the touch, with a deterministic 0.6x-1.4x jitter per market, level,
         # side (shared by a YES level and its NO mirror) and step.
         depth = m["depth"].item(row)
+        min_size = float(m["min_size"].item(row))  # resting orders are at least the minimum size
         seed = row * 7919 + self._steps * 104_729
 
         def levels(prices: list[tuple[int, int]], side: int) -> list[dict]:
             out = []
             for price, k in prices:
                 jitter = 0.6 + 0.8 * ((seed + k * 31_337 + side * 613) % 997) / 997
-                out.append({"price": PRICE_TEXT[price], "size": f"{max(5.0, depth * (1 + 0.4 * k) * jitter):.2f}"})
+                out.append({"price": PRICE_TEXT[price], "size": f"{max(min_size, depth * (1 + 0.4 * k) * jitter):.2f}"})
             return out
 
         now_ms = self._start_ts * 1000 + self._elapsed_ms
@@ -991,11 +1086,29 @@ class Universe:
             "hash": hashlib.sha1(f"{token_id}:{now_ms}:{bid}:{ask}:{tick}".encode()).hexdigest(),
             "bids": levels(bid_levels, bid_side),
             "asks": levels(ask_levels, ask_side),
-            "min_order_size": "5",
+            "min_order_size": str(m["min_size"].item(row)),
             "tick_size": PRICE_TEXT[tick],
             "neg_risk": m["neg"].item(row),
             "last_trade_price": PRICE_TEXT[last],
         }
+
+    def clob_market_info(self, condition_id: str) -> dict | None:
+        """GET /clob-markets/{condition_id}: the market's rules and fee details in the CLOB's short
+        names (mos: minimum order size, mts: minimum tick, fd: {r: rate, e: exponent, to: taker
+        only}), a fee-free market rate 0; stated even where Gamma sends no schedule."""
+        row = self._market_by_condition.get(str(condition_id).lower())
+        if row is None:
+            return None
+        _, _, ticks = self._current()
+        info = {"condition_id": self._market_texts[row].condition_id, "mos": int(self._m["min_size"][row]),
+                "mts": int(ticks[row]) / 1000}
+        fee = int(self._m["fee"][row])
+        if fee == FEE_FREE:
+            info["fd"] = {"r": 0, "e": 1, "to": True}
+        else:
+            schedule = FEE_SCHEDULES[fee][1]
+            info["fd"] = {"r": schedule["rate"], "e": schedule["exponent"], "to": schedule["takerOnly"]}
+        return info
 
     def midpoint(self, token_id: str) -> float | None:
         """GET /midpoint: (best bid + best ask) / 2 of the token's book, or None without a book."""
@@ -1003,7 +1116,7 @@ class Universe:
         if found is None:
             return None
         row, is_no = found
-        if int(self._m["status"][row]) == CLOSED:
+        if int(self._m["status"][row]) == CLOSED or int(self._m["role"][row]) == PLACEHOLDER:
             return None
         bids, asks, _ = self._current()
         mid2 = int(bids[row]) + int(asks[row])
@@ -1051,6 +1164,15 @@ class Universe:
                 bids, asks, _ = self._current()
                 points.append((now, int(bids[row]) + int(asks[row])))
         return [{"t": t, "p": (2000 - v) / 2000 if is_no else v / 2000} for t, v in points]
+
+
+def _as_placeholder(market: dict) -> None:
+    """An unnamed outcome of an augmented negRisk event, as Gamma lists it: no label, no prices,
+    not trading, an empty book."""
+    for key in ("groupItemTitle", "outcomePrices", "bestBid", "lastTradePrice", "spread", "volume24hr", "volume24hrClob"):
+        market.pop(key, None)
+    market.update({"active": False, "acceptingOrders": False, "bestAsk": 1, "liquidity": "0", "liquidityNum": 0,
+                   "liquidityClob": 0, "volume": "0", "volumeNum": 0, "volumeClob": 0, "competitive": 0})
 
 
 def _page(limit, offset) -> tuple[int, int]:
