@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from .defs import ledger, market_data, market_history, portfolios, strategy
+from .defs import ledger, market_data, market_history, portfolios, run_health, strategy
 from .defs.resources import default_resources
 
 defs = dg.Definitions(
@@ -31,6 +31,7 @@ defs = dg.Definitions(
         strategy.trading_cycle_sensor,
         strategy.portfolio_cadence_sensor,
         ledger.execute_signals_sensor,
+        run_health.abandoned_runs_sensor,
     ],
     resources=default_resources(),
 )

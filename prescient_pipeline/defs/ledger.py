@@ -15,6 +15,7 @@ from ..services.reports import unbalanced_portfolios
 from ..services.retention import prune_history
 from ..services.signals import days_with_pending_signals
 from .freshness import every
+from .markdown import markdown_table
 from .portfolios import portfolios_partitions
 from .resources import Database, PolymarketApi
 from .strategy import SIGNALS, signals_partitions
@@ -54,10 +55,7 @@ def _value_events(rows: list[dict], source: str) -> list[dg.AssetMaterialization
 
 
 def _table(rows: list[dict]) -> dg.MetadataValue:
-    if not rows:
-        return dg.MetadataValue.md("_no portfolios_")
-    frame = pd.DataFrame(rows)
-    return dg.MetadataValue.md(frame.to_markdown(index=False, floatfmt=".2f"))
+    return markdown_table(pd.DataFrame(rows), empty="no portfolios", floatfmt=".2f")
 
 
 def _check_books(context, database: Database) -> None:

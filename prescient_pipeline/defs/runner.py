@@ -10,6 +10,7 @@ from datetime import date
 
 import dagster as dg
 
+from ..abandoned_runs import host_tags
 from ..dagster_home import register_portfolio
 from ..services.portfolio_keys import active_portfolios
 from .strategy import CYCLE_TAG, day_range_tags, signals_partition_key
@@ -33,14 +34,16 @@ def _defs():
     return defs
 
 
-# The run's own event log keeps every line; the terminal only needs warnings.
-QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# The run's own event log keeps every line, and dagster.yaml sends warnings and errors (with their
+# tracebacks) to the log file; the command that launched the run says in one line what failed.
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def _run(job_name: str, instance: dg.DagsterInstance, run_config: dict | None = None,
          **kwargs) -> dg.ExecuteInProcessResult:
     job = _defs().resolve_job_def(job_name)
-    return job.execute_in_process(instance=instance, raise_on_error=True,
+    tags = {**host_tags(), **(kwargs.pop("tags", None) or {})}
+    return job.execute_in_process(instance=instance, raise_on_error=True, tags=tags,
                                   run_config={**QUIET_CONSOLE, **(run_config or {})}, **kwargs)
 
 

@@ -20,6 +20,7 @@ from ..services.portfolio_keys import active_portfolios, first_ledger_day
 from ..services.portfolios import get_portfolio
 from ..services.signals import as_of_for, generate_signals, universe_for
 from .market_data import MARKETS, refresh_markets_job
+from .markdown import markdown_table
 from .portfolios import portfolios_partitions
 from .resources import Database
 
@@ -126,7 +127,7 @@ def _signal_metadata(context, engine, portfolio_id: int, cycle_date: date, as_of
         "signals": dg.MetadataValue.int(len(run.signals)),
         "signals_amount": dg.MetadataValue.float(float(run.signals["amount"].sum()) if len(run.signals) else 0.0),
         "pending_replaced": dg.MetadataValue.int(run.replaced),
-        "preview": dg.MetadataValue.md(preview.to_markdown(index=False) if len(preview) else "_no signals_"),
+        "preview": markdown_table(preview, empty="no signals"),
     }
 
 
