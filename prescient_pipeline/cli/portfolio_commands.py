@@ -11,8 +11,9 @@ from ..db.engine import get_engine
 from ..db.migrate import ensure_schema
 from ..errors import InputError
 from ..services import portfolios as svc
-from ..services.ledger import open_position_rows
+from ..services import reports
 from . import Output
+from .ledger_commands import named
 
 log = logging.getLogger(__name__)
 
@@ -119,12 +120,13 @@ def _list(args) -> Output:
 def _show(args) -> Output:
     engine = _engine()
     row = svc.get_portfolio(engine, args.portfolio_id)
-    with engine.connect() as conn:
-        positions = open_position_rows(conn, row["portfolio_id"])
-    cols = ["market_id", "side", "shares", "avg_price", "cost_basis", "current_price", "market_value", "unrealized_pnl"]
+    positions = reports.open_positions(engine, row["portfolio_id"])
+    cols = ["side", "shares", "avg_price", "cost_basis", "current_price", "market_value", "unrealized_pnl"]
     text = _one(row, f"portfolio {row['portfolio_id']}: {row['name']}").text
     text += "\n\nopen positions\n" + (
-        tabulate([[p[c] for c in cols] for p in positions], headers=cols) if positions else "none"
+        tabulate([[named(p["market_id"], p["question"], 60), *[p[c] for c in cols]] for p in positions],
+                 headers=["market", *cols])
+        if positions else "none"
     )
     return Output({**row, "positions": positions}, text)
 
