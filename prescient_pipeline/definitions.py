@@ -6,7 +6,8 @@ from .defs import ledger, market_data, portfolios, strategy
 from .defs.resources import default_resources
 
 defs = dg.Definitions(
-    assets=[market_data.polymarket_market_data, strategy.portfolio_signals, ledger.PORTFOLIO_VALUES],
+    assets=[market_data.polymarket_market_data, strategy.portfolio_signals, ledger.PORTFOLIO_VALUES,
+            ledger.portfolio_report],
     jobs=[
         market_data.refresh_markets_job,
         strategy.portfolio_signals_job,
@@ -14,6 +15,7 @@ defs = dg.Definitions(
         ledger.execute_signals_job,
         ledger.update_prices_job,
         ledger.portfolio_snapshot_job,
+        ledger.portfolio_report_job,
         ledger.archive_signals_job,
     ],
     schedules=[
@@ -28,6 +30,7 @@ defs = dg.Definitions(
         strategy.trading_cycle_sensor,
         strategy.portfolio_cadence_sensor,
         ledger.execute_signals_sensor,
+        ledger.portfolio_report_sensor,
     ],
     resources=default_resources(),
 )

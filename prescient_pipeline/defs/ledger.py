@@ -9,9 +9,10 @@ import pandas as pd
 
 from ..services.execution import execute_portfolio
 from ..services.history import archive_signals, snapshot_portfolios
+from ..services.portfolio_keys import portfolio_names
 from ..services.prices import update_prices
 from ..services.reports import unbalanced_portfolios
-from .portfolios import portfolios_partitions
+from .portfolios import portfolio_tags, portfolios_partitions
 from .resources import Database, PolymarketApi
 from .strategy import SIGNALS, signals_partitions
 
@@ -31,7 +32,9 @@ def _value_events(rows: list[dict], source: str) -> list[dg.AssetMaterialization
         dg.AssetMaterialization(
             asset_key=PORTFOLIO_VALUES.key,
             partition=str(r["portfolio_id"]),
+            description=f"{r['name']} (portfolio {r['portfolio_id']}), {source.replace('_', ' ')}",
             metadata={
+                "portfolio_name": dg.MetadataValue.text(str(r["name"])),
                 "total_value": dg.MetadataValue.float(float(r["total_value"])),
                 "cash": dg.MetadataValue.float(float(r["cash"])),
                 "positions_value": dg.MetadataValue.float(float(r["positions_value"])),
@@ -72,9 +75,12 @@ class ExecuteSignals(dg.Config):
 def execute_signals(context: dg.OpExecutionContext, config: ExecuteSignals, database: Database):
     day = date.fromisoformat(config.cycle_date) if config.cycle_date else None
     report = execute_portfolio(database.engine(), config.portfolio_id, day)
-    context.log.info(f"portfolio {config.portfolio_id}: {report.executed} executed, {report.rejected} rejected, "
-                     f"{report.skipped} already handled")
+    name = portfolio_names(database.engine(), [config.portfolio_id]).get(config.portfolio_id, "")
+    context.log.info(f"portfolio {config.portfolio_id} ({name}): {report.executed} executed, "
+                     f"{report.rejected} rejected, {report.skipped} already handled")
     context.add_output_metadata({
+        "portfolio_id": dg.MetadataValue.int(config.portfolio_id),
+        "portfolio_name": dg.MetadataValue.text(name),
         "executed": dg.MetadataValue.int(report.executed),
         "rejected": dg.MetadataValue.int(report.rejected),
         "skipped": dg.MetadataValue.int(report.skipped),
@@ -99,8 +105,9 @@ def execute_signals_job():
     description="Launches execute_signals_job for every new portfolio_signals materialization, "
     "paging through them with a cursor so none is skipped.",
 )
-def execute_signals_sensor(context: dg.SensorEvaluationContext):
+def execute_signals_sensor(context: dg.SensorEvaluationContext, database: Database):
     result = context.instance.fetch_materializations(SIGNALS, limit=200, cursor=context.cursor, ascending=True)
+    names = portfolio_names(database.engine()) if result.records else {}
     requests = []
     for record in result.records:
         if not record.partition_key:
@@ -110,7 +117,8 @@ def execute_signals_sensor(context: dg.SensorEvaluationContext):
             run_key=f"execute-{record.storage_id}",
             run_config={"ops": {"execute_signals": {"config": {
                 "portfolio_id": int(keys["portfolio"]), "cycle_date": keys["date"]}}}},
-            tags={"prescient/portfolio": keys["portfolio"], "prescient/cycle_date": keys["date"]},
+            tags={**portfolio_tags(keys["portfolio"], names.get(int(keys["portfolio"]))),
+                  "prescient/cycle_date": keys["date"]},
         ))
     return dg.SensorResult(run_requests=requests, cursor=result.cursor)
 
@@ -178,6 +186,56 @@ portfolio_snapshot_schedule = dg.ScheduleDefinition(
     execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Daily at 23:55 UTC: one history row per portfolio.",
 )
+
+
+# --- the HTML report ---------------------------------------------------------------------------
+
+class ReportConfig(dg.Config):
+    out_dir: Optional[str] = None  # unset: $PRESCIENT_HOME/reports
+
+
+@dg.asset(
+    name="portfolio_report",
+    deps=[PORTFOLIO_VALUES],
+    group_name="ledger",
+    kinds={"plotly", "html"},
+    description="The HTML portfolio report: index.html comparing every portfolio, and one page each with "
+    "its equity curve, drawdown, daily returns, named positions and trades, fees, metrics and "
+    "settlement flags. Written after every portfolio snapshot (portfolio_report_sensor).",
+)
+def portfolio_report(context: dg.AssetExecutionContext, config: ReportConfig, database: Database):
+    from pathlib import Path
+
+    from ..services.html_report import default_report_dir, write_report
+
+    files = write_report(database.engine(), Path(config.out_dir) if config.out_dir else default_report_dir())
+    context.log.info(f"HTML report of {len(files.pages)} portfolios: {files.index}")
+    pages = pd.DataFrame([{"portfolio_id": pid, "name": files.names[pid], "page": str(path)}
+                          for pid, path in files.pages.items()])
+    return dg.MaterializeResult(metadata={
+        "path": dg.MetadataValue.path(str(files.index)),
+        "url": dg.MetadataValue.url(files.index.as_uri()),
+        "portfolios": dg.MetadataValue.int(len(files.pages)),
+        "pages": dg.MetadataValue.md(pages.to_markdown(index=False) if len(pages) else "_no portfolios_"),
+    })
+
+
+portfolio_report_job = dg.define_asset_job(
+    "portfolio_report_job", selection=dg.AssetSelection.assets(portfolio_report),
+    executor_def=dg.in_process_executor, description="Write the HTML portfolio report.",
+)
+
+
+@dg.run_status_sensor(
+    name="portfolio_report_sensor",
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    monitored_jobs=[portfolio_snapshot_job],
+    request_job=portfolio_report_job,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="After each successful portfolio snapshot, rewrites the HTML portfolio report.",
+)
+def portfolio_report_sensor(context: dg.RunStatusSensorContext):
+    return dg.RunRequest(run_key=f"report-after-{context.dagster_run.run_id}")
 
 
 class ArchiveSignals(dg.Config):

@@ -12,6 +12,7 @@ import dagster as dg
 
 from ..dagster_home import register_portfolio
 from ..services.portfolio_keys import active_portfolios
+from .portfolios import portfolio_tags
 from .strategy import CYCLE_TAG, signals_partition_key
 
 log = logging.getLogger(__name__)
@@ -48,15 +49,16 @@ def refresh(instance: dg.DagsterInstance, day: date | None = None) -> str:
     return _run("refresh_markets_job", instance, tags=tags).run_id
 
 
-def signals(instance: dg.DagsterInstance, day: date, portfolio_id: int) -> str:
+def signals(instance: dg.DagsterInstance, day: date, portfolio_id: int, name: str | None = None) -> str:
     register_portfolio(instance, portfolio_id)
     key = signals_partition_key(day, portfolio_id)
-    return _run("portfolio_signals_job", instance, partition_key=key).run_id
+    return _run("portfolio_signals_job", instance, partition_key=key, tags=portfolio_tags(portfolio_id, name)).run_id
 
 
-def execute(instance: dg.DagsterInstance, portfolio_id: int, day: date | None = None) -> str:
+def execute(instance: dg.DagsterInstance, portfolio_id: int, day: date | None = None, name: str | None = None) -> str:
     config = {"portfolio_id": portfolio_id, "cycle_date": day.isoformat() if day else None}
-    return _run("execute_signals_job", instance, run_config={"ops": {"execute_signals": {"config": config}}}).run_id
+    return _run("execute_signals_job", instance, run_config={"ops": {"execute_signals": {"config": config}}},
+                tags=portfolio_tags(portfolio_id, name)).run_id
 
 
 def update_prices(instance: dg.DagsterInstance) -> str:
@@ -67,16 +69,22 @@ def snapshot(instance: dg.DagsterInstance) -> str:
     return _run("portfolio_snapshot_job", instance).run_id
 
 
+def report(instance: dg.DagsterInstance, out_dir: str | None = None) -> dg.ExecuteInProcessResult:
+    """Write the HTML report (what portfolio_report_sensor starts after each snapshot)."""
+    config = {"ops": {"portfolio_report": {"config": {"out_dir": out_dir}}}} if out_dir else None
+    return _run("portfolio_report_job", instance, run_config=config)
+
+
 def run_cycle(instance: dg.DagsterInstance, engine, day: date, portfolio_id: int | None = None,
               with_snapshot: bool = True) -> CycleResult:
     """Refresh, signals for `day` and execution for each active portfolio (or one), snapshot."""
     result = CycleResult(day, refresh(instance, day))
-    ids = [p["portfolio_id"] for p in active_portfolios(engine)]
+    names = {p["portfolio_id"]: p["name"] for p in active_portfolios(engine)}
     if portfolio_id is not None:
-        ids = [pid for pid in ids if pid == portfolio_id]
-    for pid in ids:
-        result.signal_runs[pid] = signals(instance, day, pid)
-        result.execution_runs[pid] = execute(instance, pid, day)
+        names = {pid: name for pid, name in names.items() if pid == portfolio_id}
+    for pid, name in names.items():
+        result.signal_runs[pid] = signals(instance, day, pid, name)
+        result.execution_runs[pid] = execute(instance, pid, day, name)
     if with_snapshot:
         result.snapshot_run = snapshot(instance)
     return result

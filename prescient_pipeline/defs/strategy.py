@@ -12,10 +12,10 @@ import pandas as pd
 from dagster._utils.schedules import cron_string_iterator  # Dagster's own cron evaluation
 
 from ..config import settings
-from ..services.portfolio_keys import active_portfolios
+from ..services.portfolio_keys import active_portfolios, portfolio_names
 from ..services.signals import as_of_for, generate_signals
 from .market_data import MARKETS, refresh_markets_job
-from .portfolios import portfolios_partitions
+from .portfolios import portfolio_tags, portfolios_partitions
 from .resources import Database
 
 SIGNALS = dg.AssetKey("portfolio_signals")
@@ -45,8 +45,10 @@ def portfolio_signals(context: dg.AssetExecutionContext, database: Database) -> 
     cycle_date = date.fromisoformat(keys["date"])
     as_of = as_of_for(cycle_date)
     run = generate_signals(database.engine(), int(keys["portfolio"]), cycle_date, as_of)
+    name = portfolio_names(database.engine(), [run.portfolio_id]).get(run.portfolio_id, "")
     base = {
         "portfolio_id": dg.MetadataValue.int(run.portfolio_id),
+        "portfolio_name": dg.MetadataValue.text(name),
         "strategy_type": dg.MetadataValue.text(run.strategy_type),
         "as_of": dg.MetadataValue.text(as_of.isoformat()),
     }
@@ -57,7 +59,7 @@ def portfolio_signals(context: dg.AssetExecutionContext, database: Database) -> 
     funnel = {f"markets_after_{step}": dg.MetadataValue.int(n) for step, n in run.funnel}
     preview_cols = ["market_id", "side", "amount", "price_seen", "confidence", "reason", "group_id"]
     preview = run.signals[preview_cols].head(20) if len(run.signals) else pd.DataFrame(columns=preview_cols)
-    context.log.info(f"{len(run.signals)} signals for portfolio {run.portfolio_id} on {cycle_date}")
+    context.log.info(f"{len(run.signals)} signals for portfolio {run.portfolio_id} ({name}) on {cycle_date}")
     return dg.MaterializeResult(
         metadata={
             **base,
@@ -113,7 +115,7 @@ def trading_cycle_sensor(context: dg.RunStatusSensorContext, database: Database)
         dg.RunRequest(
             run_key=f"cycle-{day}-{p['portfolio_id']}",
             partition_key=signals_partition_key(day, p["portfolio_id"]),
-            tags={CYCLE_TAG: day},
+            tags={CYCLE_TAG: day, **portfolio_tags(p["portfolio_id"], p["name"])},
         )
         for p in portfolios
     ]
@@ -139,5 +141,6 @@ def portfolio_cadence_sensor(context: dg.SensorEvaluationContext, database: Data
             requests.append(dg.RunRequest(
                 run_key=f"cadence-{p['portfolio_id']}-{tick.isoformat()}",
                 partition_key=signals_partition_key(tick.date(), p["portfolio_id"]),
+                tags=portfolio_tags(p["portfolio_id"], p["name"]),
             ))
     return dg.SensorResult(run_requests=requests, cursor=str(now.timestamp()))

@@ -234,7 +234,7 @@ def portfolio_figure(page: PortfolioPage):
     figure.add_trace(go.Bar(
         x=middays, y=values, name="daily return", width=DAY_MS * 0.8,
         marker={"color": [GAIN_COLOUR if (v or 0) >= 0 else LOSS_COLOUR for v in values]},
-        customdata=[str(d) for d in returns.index.date], hovertemplate="%{customdata}<br>%{y:.2%}"),
+        customdata=[d.date().isoformat() for d in days], hovertemplate="%{customdata}<br>%{y:.2%}"),
         row=3, col=1)
     figure.update_yaxes(tickformat=",.2f", row=1, col=1)
     figure.update_yaxes(tickformat=".1%", row=2, col=1)
