@@ -253,3 +253,42 @@ def test_trades_and_portfolio_show_name_markets_and_portfolios(cli, ledger):
     assert f"{M1_QUESTION} (M1)" in stdout and "M2" not in stdout.split("open positions", 1)[1]
     code, stdout, _ = cli("portfolio", "show", str(ledger["alpha"]), "--json")
     assert [(p["market_id"], p["question"]) for p in json.loads(stdout)["positions"]] == [("M1", M1_QUESTION)]
+
+    code, stdout, err = cli("portfolio", "transfer", "--from", str(ledger["alpha"]), "--to", str(ledger["beta"]),
+                            "--amount", "10")
+    assert code == 0, err
+    assert f"from {ALPHA} ({ledger['alpha']}) to Beta ({ledger['beta']})" in stdout
+
+
+# --- the demo's report ------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_the_demo_report_shows_each_portfolio_on_the_simulated_days(engine, tmp_path):
+    import dagster as dg
+
+    from prescient_pipeline.defs.demo import run_demo
+
+    with dg.instance_for_test() as instance:
+        result = run_demo(instance, engine, days=2, seed=7, events=300, reset=False, exports_dir=tmp_path / "csv",
+                          report_dir=tmp_path / "report", progress=lambda _: None)
+    assert result.report == tmp_path / "report" / "index.html"
+
+    pages = html_report.load_pages(engine)
+    assert sorted(p.name for p in pages) == sorted(r["name"] for r in result.portfolios)
+    for page in pages:
+        curve = page.equity_curve()
+        # On the simulated clock: from the first day's cycle to the end of the second day, a
+        # point per snapshot (not the minute or two of wall time the run took).
+        assert curve["time"].min() >= result.start and curve["time"].max() <= result.end
+        assert curve["time"].max() - curve["time"].min() > pd.Timedelta(days=1)
+        assert len(page.history) == 2 and page.trades
+        with engine.connect() as conn:
+            questions = dict(conn.execute(text("SELECT market_id, question FROM markets")).all())
+        assert all(p["question"] == questions[p["market_id"]] for p in page.positions)
+
+    index = Elements(dump_dom(result.report))
+    assert len(index.with_class("trace", "scatter", tag="g")) == 2 * len(pages)
+    for page in pages:
+        dom = Elements(dump_dom(result.report.parent / html_report.page_name(page.portfolio_id)))
+        assert len(dom.with_class("trace", "scatter", tag="g")) == 2
+        assert len(dom.with_class("trace", "bars", tag="g")) == 1

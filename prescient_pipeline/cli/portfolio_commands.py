@@ -12,6 +12,7 @@ from ..db.migrate import ensure_schema
 from ..errors import InputError
 from ..services import portfolios as svc
 from ..services import reports
+from ..services.portfolio_keys import portfolio_names
 from . import Output
 from .ledger_commands import named
 
@@ -162,5 +163,8 @@ def _pause_all(args) -> Output:
 
 
 def _transfer(args) -> Output:
-    row = svc.transfer(_engine(), args.from_id, args.to_id, args.amount, args.reason)
-    return Output(row, f"moved {row['amount']} from portfolio {row['from_portfolio_id']} to {row['to_portfolio_id']}")
+    engine = _engine()
+    row = svc.transfer(engine, args.from_id, args.to_id, args.amount, args.reason)
+    names = portfolio_names(engine, [row["from_portfolio_id"], row["to_portfolio_id"]])
+    source, target = (named(row[k], names.get(row[k]), 40) for k in ("from_portfolio_id", "to_portfolio_id"))
+    return Output(row, f"moved {row['amount']} from {source} to {target}")
