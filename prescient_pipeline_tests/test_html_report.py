@@ -115,6 +115,15 @@ def test_the_curves_run_on_the_portfolios_own_clock_and_agree_with_the_metrics(e
     assert beta.equity_curve().empty and beta.drawdown_curve().empty and beta.trades == []
 
 
+def test_a_page_lists_the_newest_trades_and_still_starts_at_the_first(engine, ledger):
+    page = html_report.load_pages(engine, ledger["alpha"], trade_limit=1)[0]
+    assert [(t["action"], t["market_id"]) for t in page.trades] == [("sell", "M2")]
+    assert page.trade_count == 3
+    assert page.equity_curve()["time"].iloc[0] == FIRST_TRADE
+    rendered = html_report.render_portfolio(page, datetime(2026, 3, 5, 7, 0, tzinfo=UTC))
+    assert "The newest 1 of 3" in rendered
+
+
 def test_user_text_is_escaped_and_figures_are_formatted(engine, ledger):
     page = html_report.load_pages(engine, ledger["alpha"])[0]
     rendered = html_report.render_portfolio(page, datetime(2026, 3, 5, 7, 0, tzinfo=UTC))

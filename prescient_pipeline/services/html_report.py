@@ -85,6 +85,7 @@ class PortfolioPage:
     trade_count: int
     flagged: list[dict] = field(default_factory=list)  # positions whose market is flagged, not settled
     fees_by_action: dict[str, float] = field(default_factory=dict)
+    first_trade_at: datetime | None = None
 
     @property
     def portfolio_id(self) -> int:
@@ -102,8 +103,7 @@ class PortfolioPage:
         """Total value over the portfolio's own time: the initial balance when it began (its first
         trade or snapshot), each daily snapshot, and the value at its last price update."""
         points = []
-        first_trade = min((t["executed_at"] for t in self.trades), default=None)
-        starts = [t for t in (first_trade, self._first_snapshot_at()) if t is not None]
+        starts = [t for t in (self.first_trade_at, self._first_snapshot_at()) if t is not None]
         if starts:
             points.append((min(starts), float(self.summary["initial_balance"])))
         points += [(ts, float(v)) for ts, v in zip(self.history["timestamp"], self.history["total_value"])]
@@ -174,10 +174,12 @@ def load_pages(engine: Engine, portfolio_id: int | None = None, trade_limit: int
             ) ranked WHERE newest <= :limit ORDER BY portfolio_id, newest
             """), params).mappings())
         fees: dict[int, dict[str, float]] = {}
+        first_trade: dict[int, datetime] = {}
         for r in conn.execute(text(
-                "SELECT portfolio_id, action, sum(fee) AS fees FROM trades WHERE portfolio_id = ANY(:ids) "
-                "GROUP BY portfolio_id, action ORDER BY portfolio_id, action"), params):
+                "SELECT portfolio_id, action, sum(fee) AS fees, min(executed_at) AS first_at FROM trades "
+                "WHERE portfolio_id = ANY(:ids) GROUP BY portfolio_id, action ORDER BY portfolio_id, action"), params):
             fees.setdefault(r.portfolio_id, {})[r.action] = float(r.fees)
+            first_trade[r.portfolio_id] = min(r.first_at, first_trade.get(r.portfolio_id, r.first_at))
     pages = []
     for s in summaries:
         pid = int(s["portfolio_id"])
@@ -185,7 +187,7 @@ def load_pages(engine: Engine, portfolio_id: int | None = None, trade_limit: int
         pages.append(PortfolioPage(
             summary=s, metrics=metrics.get(pid, {}), history=own, positions=positions.get(pid, []),
             trades=trades.get(pid, []), trade_count=int(s["trades"]), flagged=flagged.get(pid, []),
-            fees_by_action=fees.get(pid, {}),
+            fees_by_action=fees.get(pid, {}), first_trade_at=first_trade.get(pid),
         ))
     return pages
 
