@@ -99,7 +99,7 @@ def test_status_is_ok_with_the_database_and_the_api_reachable(status, monkeypatc
     assert data["polymarket"]["source"] == "environment"
     assert data["warnings"][0] == "markets were never refreshed"
     assert data["dagster"]["daemon_running"] is False
-    assert len(data["dagster"]["schedules_and_sensors"]) == 9
+    assert len(data["dagster"]["schedules_and_sensors"]) == 10  # with portfolio_report_sensor
 
 
 def test_status_exits_1_naming_an_unreachable_api(status, monkeypatch):

@@ -94,3 +94,19 @@ def test_runs_and_materializations_name_their_portfolio(engine, monkeypatch):
             assert event.description.startswith(f"north star (portfolio {pid})")
         outputs = instance.all_logs(cycle.execution_runs[pid], of_type=dg.DagsterEventType.STEP_OUTPUT)
         assert [e.dagster_event.step_output_data.metadata["portfolio_name"].value for e in outputs] == ["north star"]
+
+
+def test_execution_requests_carry_the_portfolio_name(engine):
+    from prescient_pipeline.defs.ledger import execute_signals_sensor
+    from prescient_pipeline.defs.strategy import signals_partition_key
+
+    pid = create(engine, "north star")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("portfolios", [str(pid), "999"])
+        for portfolio in (pid, 999):  # 999: a partition whose portfolio is gone
+            instance.report_runless_asset_event(dg.AssetMaterialization(
+                asset_key=SIGNALS, partition=str(signals_partition_key("2026-03-02", portfolio))))
+        requests = tick(execute_signals_sensor, instance).run_requests
+    assert [r.tags for r in requests] == [
+        {PORTFOLIO_TAG: str(pid), PORTFOLIO_NAME_TAG: "north star", "prescient/cycle_date": "2026-03-02"},
+        {PORTFOLIO_TAG: "999", "prescient/cycle_date": "2026-03-02"}]

@@ -107,12 +107,11 @@ def execute_signals_job():
 )
 def execute_signals_sensor(context: dg.SensorEvaluationContext, database: Database):
     result = context.instance.fetch_materializations(SIGNALS, limit=200, cursor=context.cursor, ascending=True)
-    names = portfolio_names(database.engine()) if result.records else {}
+    partitions = [(record, signals_partitions.get_partition_key_from_str(record.partition_key).keys_by_dimension)
+                  for record in result.records if record.partition_key]
+    names = portfolio_names(database.engine(), [int(k["portfolio"]) for _, k in partitions]) if partitions else {}
     requests = []
-    for record in result.records:
-        if not record.partition_key:
-            continue
-        keys = signals_partitions.get_partition_key_from_str(record.partition_key).keys_by_dimension
+    for record, keys in partitions:
         requests.append(dg.RunRequest(
             run_key=f"execute-{record.storage_id}",
             run_config={"ops": {"execute_signals": {"config": {
