@@ -64,6 +64,7 @@ def ledger(engine):
         m2 = _insert(conn, "portfolio_positions", portfolio_id=pid, market_id="M2", side="NO", shares=500,
                      avg_price="0.4", cost_basis="200", realized_pnl="47.50", exit_price="0.5", exit_fee="2.50",
                      proceeds="247.50", status="closed", close_reason="take_profit", opened_at=FIRST_TRADE,
+                     settlement_flag="resolution_disputed",
                      closed_at=datetime(2026, 3, 3, 15, 0, tzinfo=UTC))
         for position, action, shares, price, amount, fee, cash, realized, at in (
                 (m1, "buy", 198, "0.5", "100", "1", "-100", None, FIRST_TRADE),
@@ -109,6 +110,7 @@ def test_the_curves_run_on_the_portfolios_own_clock_and_agree_with_the_metrics(e
     assert [(p["market_id"], p["question"]) for p in alpha.positions] == [("M1", M1_QUESTION)]
     assert [(t["action"], t["question"]) for t in alpha.trades] == [
         ("sell", M2_QUESTION), ("buy", M2_QUESTION), ("buy", M1_QUESTION)]
+    # A closed position's last flag is history, not a flag.
     assert [(f["market_id"], f["settlement_flag"]) for f in alpha.flagged] == [("M1", "resolution_proposed")]
     assert alpha.fees_by_action == {"buy": 1.0, "sell": 2.5}
 

@@ -83,7 +83,7 @@ class PortfolioPage:
     positions: list[dict]  # open positions with the market's question
     trades: list[dict]  # newest first, at most TRADE_LIMIT
     trade_count: int
-    flagged: list[dict] = field(default_factory=list)  # positions whose market is flagged, not settled
+    flagged: list[dict] = field(default_factory=list)  # open positions whose market is flagged, not settled
     fees_by_action: dict[str, float] = field(default_factory=dict)
     first_trade_at: datetime | None = None
 
@@ -154,9 +154,9 @@ def load_pages(engine: Engine, portfolio_id: int | None = None, trade_limit: int
         flagged = _grouped(conn.execute(text(
             """
             SELECT pp.portfolio_id, pp.position_id, pp.market_id, coalesce(m.question, pp.question) AS question,
-                   pp.side, pp.status, pp.settlement_flag, pp.last_marked_at
+                   pp.side, pp.shares, pp.market_value, pp.settlement_flag, pp.last_marked_at
             FROM portfolio_positions pp LEFT JOIN markets m ON m.market_id = pp.market_id
-            WHERE pp.portfolio_id = ANY(:ids) AND pp.settlement_flag IS NOT NULL
+            WHERE pp.portfolio_id = ANY(:ids) AND pp.status = 'open' AND pp.settlement_flag IS NOT NULL
             ORDER BY pp.portfolio_id, pp.position_id
             """), params).mappings())
         trades = _grouped(conn.execute(text(
