@@ -156,6 +156,7 @@ def colour_pixels(png, rgb: tuple[int, int, int], box: tuple[int, int, int, int]
                    if all(abs(c - t) <= 12 for c, t in zip(colour, rgb)))
 
 
+@pytest.mark.slow
 def test_pages_render_their_charts_in_headless_chromium(engine, ledger, tmp_path):
     files = html_report.write_report(engine, tmp_path / "report")
     assert sorted(p.name for p in (tmp_path / "report").iterdir()) == [

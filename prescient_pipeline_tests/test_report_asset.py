@@ -2,6 +2,7 @@
 run tags, materialization metadata and descriptions."""
 
 import dagster as dg
+import pytest
 
 from prescient_pipeline.defs import runner
 from prescient_pipeline.defs.ledger import portfolio_report_job, portfolio_report_sensor
@@ -46,6 +47,7 @@ def test_the_report_asset_writes_the_pages_and_links_them_from_its_metadata(engi
     assert [a["href"] for a in names] == [f"portfolio-{pid}.html" for pid in ids]
 
 
+@pytest.mark.slow
 def test_every_successful_snapshot_requests_a_fresh_report(engine, tmp_path, monkeypatch):
     monkeypatch.setenv("PRESCIENT_HOME", str(tmp_path))
     create(engine, "north star")
