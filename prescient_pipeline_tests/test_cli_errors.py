@@ -7,6 +7,8 @@ import pytest
 
 from prescient_pipeline.cli import main
 
+from .replay_server import ReplayServer
+
 
 def closed_port() -> int:
     with socket.socket() as s:
@@ -38,11 +40,13 @@ def assert_one_line_with_details(err: str, tmp_path, *expected: str) -> str:
 
 def test_api_failure_during_a_cycle_is_one_line_and_the_traceback_goes_to_the_log(cli, engine, tmp_path,
                                                                                     monkeypatch):
-    url = f"http://127.0.0.1:{closed_port()}"
-    monkeypatch.setenv("PRESCIENT_GAMMA_URL", url)
-    monkeypatch.setenv("PRESCIENT_CLOB_URL", url)
-    monkeypatch.setenv("PRESCIENT_HTTP_RETRIES", "0")
-    code, _, err = cli("cycle")
+    # The API answers the reachability check, then fails the cycle's refresh inside its Dagster run.
+    with ReplayServer() as server:
+        server.fail_next([200, 500, 500], path="/events", body=[])
+        monkeypatch.setenv("PRESCIENT_GAMMA_URL", server.url)
+        monkeypatch.setenv("PRESCIENT_CLOB_URL", server.url)
+        monkeypatch.setenv("PRESCIENT_HTTP_RETRIES", "0")
+        code, _, err = cli("cycle")
     assert code == 1
     details = assert_one_line_with_details(err, tmp_path, "Polymarket API failed", "PRESCIENT_GAMMA_URL")
     assert "Traceback" in details and "PolymarketError" in details

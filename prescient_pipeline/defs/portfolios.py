@@ -14,6 +14,17 @@ from .resources import Database
 
 portfolios_partitions = dg.DynamicPartitionsDefinition(name=PORTFOLIO_PARTITIONS)
 
+# Partition keys are portfolio ids; runs also carry the name, so the UI shows (and filters by) it.
+PORTFOLIO_TAG = "prescient/portfolio"
+PORTFOLIO_NAME_TAG = "prescient/portfolio_name"
+
+
+def portfolio_tags(portfolio_id: int | str, name: str | None) -> dict[str, str]:
+    tags = {PORTFOLIO_TAG: str(portfolio_id)}
+    if name:
+        tags[PORTFOLIO_NAME_TAG] = name[:200]
+    return tags
+
 
 @dg.sensor(
     name="portfolio_partitions_sensor",
