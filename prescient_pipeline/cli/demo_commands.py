@@ -23,11 +23,16 @@ def register(sub, common) -> None:
                    help="every this many simulated minutes a price update is an update_prices_job run "
                         "plotted in the UI; the others call the same service directly (default: every "
                         "four hours, rounded up to a multiple of --price-every)")
+    d.add_argument("--history-days", type=int, default=0,
+                   help="days of simulated past before the demo's first day, for `prescient history import` (default 0)")
     d.add_argument("--reset", action="store_true", help="wipe every table of the app database first")
     d.set_defaults(handler=_demo)
 
 
 def _demo(args) -> Output:
+    from .simulator_commands import check_history_days
+
+    check_history_days(args.history_days)
     if running_simulator_url(settings().home):
         raise InputError("`prescient dev --offline` is serving this home's offline world; stop it before "
                          "running the demo here, or set PRESCIENT_HOME to another directory")
@@ -52,6 +57,7 @@ def _demo(args) -> Output:
     quiet = getattr(args, "json", False)
     result = run_demo(instance, engine, days=args.days, seed=args.seed, events=args.events,
                       price_every=args.price_every, runs_every=args.runs_every, reset=args.reset, exports_dir=out,
+                      history_days=args.history_days,
                       progress=(lambda _: None) if quiet else (lambda line: print(line, flush=True)))
     data = {
         "days": result.days, "start": result.start, "end": result.end, "seconds": round(result.seconds, 1),

@@ -60,6 +60,8 @@ def register(sub, common) -> None:
                      help=f"seed of a new offline world (default {DEFAULT_SEED}); an existing one keeps its own")
     dev.add_argument("--events", type=int, default=None,
                      help=f"events of a new offline world (default {DEFAULT_EVENTS})")
+    dev.add_argument("--history-days", type=int, default=None,
+                     help="days of past of a new offline world, for `prescient history import` (default 0)")
     dev.add_argument("--with-examples", action="store_true", help="create the example portfolios")
     dev.set_defaults(handler=_dev)
 
@@ -129,23 +131,28 @@ def _interrupt(*_) -> None:
     raise KeyboardInterrupt
 
 
-def offline_world(home: Path, engine, seed: int | None = None, events: int | None = None):
+def offline_world(home: Path, engine, seed: int | None = None, events: int | None = None,
+                  history_days: int | None = None):
     """This home's offline world (created on first use), rebuilt to now and checked against the
     ledger: every market a portfolio holds must be served as the same market. Returns
     (state, universe)."""
     from ..errors import InputError
     from ..polymarket.simulator import state as world
     from ..services.held_markets import held_markets
+    from .simulator_commands import check_history_days
 
+    check_history_days(history_days)
     stored = world.load(home)
     if stored is None:
         state = world.WorldState.new(DEFAULT_SEED if seed is None else seed,
-                                     DEFAULT_EVENTS if events is None else events)
+                                     DEFAULT_EVENTS if events is None else events, history_days=history_days or 0)
     else:
-        asked = [f"--{name} {value}" for name, value in (("seed", seed), ("events", events))
+        asked = [f"--{name.replace('_', '-')} {value}"
+                 for name, value in (("seed", seed), ("events", events), ("history_days", history_days))
                  if value is not None and value != getattr(stored, name)]
         if asked:
-            raise InputError(f"this home's offline world has seed {stored.seed} and {stored.events} events, not "
+            past = f" ({stored.history_days} days of history)" if stored.history_days else ""
+            raise InputError(f"this home's offline world has seed {stored.seed} and {stored.events} events{past}, not "
                              f"{' '.join(asked)}; drop the option, or use another PRESCIENT_HOME for another world")
         state = stored
     universe = state.universe()
@@ -170,7 +177,7 @@ def _serve_simulator(args, engine, cleanup: ExitStack) -> None:
 
     home = settings().home
     _say("simulator: rebuilding this home's offline world...")
-    state, universe = offline_world(home, engine, args.seed, args.events)
+    state, universe = offline_world(home, engine, args.seed, args.events, args.history_days)
     simulator = SimulatorServer(universe).start()
     cleanup.callback(simulator.stop)
 

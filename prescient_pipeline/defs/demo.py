@@ -91,7 +91,7 @@ RUNS_EVERY = 240
 
 def run_demo(instance, engine: Engine, *, days: int, seed: int, events: int, price_every: int = 5,
              runs_every: int | None = None, reset: bool, exports_dir: Path, report_dir: Path | None = None,
-             progress: Callable[[str], None] = print) -> DemoResult:
+             progress: Callable[[str], None] = print, history_days: int = 0) -> DemoResult:
     if days < 1 or days > 60:
         raise InputError("--days must be between 1 and 60")
     if price_every < 5 or price_every > 24 * 60:
@@ -109,7 +109,7 @@ def run_demo(instance, engine: Engine, *, days: int, seed: int, events: int, pri
     start = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days)
     # Stored under PRESCIENT_HOME before anything is traded in it: `prescient dev --offline`
     # rebuilds this very world, so the demo's positions stay priced against their own markets.
-    state = world.WorldState.new(seed, events, start)
+    state = world.WorldState.new(seed, events, start, history_days)
     world.save(settings().home, state)
     universe = state.universe(until=start)
     runs = price_updates = 0
@@ -120,7 +120,8 @@ def run_demo(instance, engine: Engine, *, days: int, seed: int, events: int, pri
         for key in URL_VARIABLES:
             os.environ[key] = server.url
         portfolios = create_examples(engine)
-        progress(f"simulator: {events} events from {start:%Y-%m-%d}; portfolios: "
+        past = f" (history since {universe.epoch:%Y-%m-%d})" if history_days else ""
+        progress(f"simulator: {events} events from {start:%Y-%m-%d}{past}; portfolios: "
                  + ", ".join(f"{p['portfolio_id']} {p['name']}" for p in portfolios))
 
         interval, run_interval = timedelta(minutes=price_every), timedelta(minutes=runs_every)

@@ -17,7 +17,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 from prescient_pipeline.polymarket.client import SIMULATOR_HEADER
-from prescient_pipeline.polymarket.simulator.universe import QueryError, Universe, price_text
+from prescient_pipeline.polymarket.simulator.universe import MAX_BATCH_TOKENS, QueryError, Universe, price_text
 
 MAX_BODY_BYTES = 5_000_000
 MAX_ADVANCE_MINUTES = 366 * 24 * 60
@@ -67,13 +67,14 @@ class SimulatorServer:
         self.stop()
 
 
-def serve(port: int, seed: int, events: int, host: str = "127.0.0.1") -> None:
+def serve(port: int, seed: int, events: int, host: str = "127.0.0.1", history_days: int = 0) -> None:
     """Run a simulator until Ctrl-C (`prescient simulator serve`)."""
-    universe = Universe(seed=seed, events=events)
+    universe = Universe(seed=seed, events=events, history_days=history_days)
     server = SimulatorServer(universe, host=host, port=port)
+    past = f", history since {universe.epoch:%Y-%m-%d %H:%M} UTC" if history_days else ""
     print(
         f"Polymarket simulator on {server.url} (seed {seed}, {universe.event_count} events, "
-        f"{universe.market_count} markets, clock {_iso(universe)})"
+        f"{universe.market_count} markets, clock {_iso(universe)}{past})"
     )
     print("Point the pipeline at it with:")
     print(f"  export PRESCIENT_GAMMA_URL={server.url}")
@@ -214,6 +215,19 @@ def _int(params: Params, name: str, default: int | None, status: int = 422) -> i
         raise QueryError(status, f"{name} must be an integer, not {value!r}") from None
 
 
+def _float(params: Params, name: str) -> float | None:
+    value = _one(params, name)
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if number != number or number in (float("inf"), float("-inf")):
+        raise QueryError(422, f"{name} must be a number, not {value!r}")
+    return number
+
+
 def _ids(params: Params, name: str) -> list[str] | None:
     values = _many(params, name)
     if values is not None:
@@ -279,6 +293,13 @@ def _markets(universe: Universe, params: Params, body: bytes) -> list[dict]:
         clob_token_ids=_many(params, "clob_token_ids"),
         closed=_bool(params, "closed"),
         active=_bool(params, "active"),
+        archived=_bool(params, "archived"),
+        end_date_min=_one(params, "end_date_min") or None,
+        end_date_max=_one(params, "end_date_max") or None,
+        start_date_max=_one(params, "start_date_max") or None,
+        volume_num_min=_float(params, "volume_num_min"),
+        order=_one(params, "order") or "id",
+        ascending=_bool(params, "ascending") is not False,
         limit=_int(params, "limit", 100),
         offset=_int(params, "offset", 0),
     )
@@ -326,6 +347,31 @@ def _prices_history(universe: Universe, params: Params, body: bytes) -> dict:
     return {"history": history}
 
 
+def _batch_prices_history(universe: Universe, params: Params, body: bytes) -> dict:
+    """POST /batch-prices-history: {"markets": [token, ...], "start_ts", "end_ts", "interval",
+    "fidelity"} -> {"history": {token: [{t, p}, ...]}}."""
+    request = _json_body(body)
+    if not isinstance(request, dict):
+        raise QueryError(400, 'body must be a JSON object with a "markets" array of token ids')
+    tokens = request.get("markets")
+    if (not isinstance(tokens, list) or not 1 <= len(tokens) <= MAX_BATCH_TOKENS
+            or not all(isinstance(t, (str, int)) and not isinstance(t, bool) for t in tokens)):
+        raise QueryError(400, f"markets must hold 1 to {MAX_BATCH_TOKENS} token ids")
+    numbers = {}
+    for name in ("start_ts", "end_ts", "fidelity"):
+        value = request.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or (isinstance(value, float) and not value.is_integer())):
+            raise QueryError(400, f"{name} must be an integer")
+        numbers[name] = None if value is None else int(value)
+    interval = request.get("interval")
+    if interval is not None and not isinstance(interval, str):
+        raise QueryError(400, "interval must be a string")
+    history = universe.price_histories([str(t) for t in tokens], numbers["start_ts"], numbers["end_ts"],
+                                       interval or None, numbers["fidelity"])
+    return {"history": history}
+
+
 def _advance(universe: Universe, params: Params, body: bytes) -> dict:
     value = _one(params, "minutes")
     if value is None and body:  # also accepts a JSON body {"minutes": N}
@@ -353,6 +399,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/midpoint"): _midpoint,
     ("POST", "/midpoints"): _midpoints,
     ("GET", "/prices-history"): _prices_history,
+    ("POST", "/batch-prices-history"): _batch_prices_history,
     ("POST", "/__sim__/advance"): _advance,
     ("GET", "/__sim__/time"): _time,
 }

@@ -1,8 +1,8 @@
 """The offline simulator's world, kept under PRESCIENT_HOME so that a restart serves the same one.
 
-A `Universe` is a function of (seed, events, start) and of how far its clock has moved since
-`start` (it moves in whole 5-minute steps, however the advances are sliced). Those numbers are
-all this file stores; `universe()` rebuilds the world from them and replays its clock. So after
+A `Universe` is a function of (seed, events, start, history_days) and of how far its clock has
+moved since `start` (it moves in whole 5-minute steps, however the advances are sliced). Those
+numbers are all this file stores (a file written before `history_days` existed means 0); `universe()` rebuilds the world from them and replays its clock. So after
 `prescient demo`, a later `prescient dev --offline` on the same home serves the very markets the
 demo's portfolios hold: the same market id is the same question with the same token ids.
 
@@ -32,25 +32,26 @@ def state_path(home: Path) -> Path:
 class WorldState:
     seed: int
     events: int
-    start: datetime  # the universe's first instant
+    start: datetime  # the universe's clock when first built
     now: datetime  # its clock when last saved
+    history_days: int = 0  # days of past before `start`: markets that opened, traded and resolved
 
     @classmethod
-    def new(cls, seed: int, events: int, start: datetime | None = None) -> "WorldState":
+    def new(cls, seed: int, events: int, start: datetime | None = None, history_days: int = 0) -> "WorldState":
         start = (start or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(second=0, microsecond=0)
-        return cls(seed, events, start, start)
+        return cls(seed, events, start, start, history_days)
 
     def universe(self, until: datetime | None = None) -> Universe:
         """The world rebuilt and its clock replayed to `until` (default: now), or to the saved
         clock if that is later."""
-        universe = Universe(seed=self.seed, events=self.events, start=self.start)
+        universe = Universe(seed=self.seed, events=self.events, start=self.start, history_days=self.history_days)
         target = max(self.now, until or datetime.now(timezone.utc))
         universe.advance(max((target - self.start).total_seconds() / 60, 0))
         return universe
 
     def at(self, universe: Universe) -> "WorldState":
         """This state with the clock of `universe`."""
-        return WorldState(self.seed, self.events, self.start, universe.now)
+        return WorldState(self.seed, self.events, self.start, universe.now, self.history_days)
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -60,7 +61,8 @@ class WorldState:
     @classmethod
     def from_json(cls, text: str) -> "WorldState":
         data = json.loads(text)
-        return cls(int(data["seed"]), int(data["events"]), _utc(data["start"]), _utc(data["now"]))
+        return cls(int(data["seed"]), int(data["events"]), _utc(data["start"]), _utc(data["now"]),
+                   int(data.get("history_days", 0)))
 
 
 def load(home: Path) -> WorldState | None:

@@ -14,6 +14,14 @@ The model, in short:
 - Past its end date a market is "proposed", pinned at 0.9995/0.0005 and still open for two hours
   (UMA's challenge period), then closed with outcomePrices ["1","0"], ["0","1"] or rarely
   ["0.5","0.5"]. New events appear every hour so the open universe keeps its size.
+
+A world with a past (`history_days` N > 0) is the world that began N days before `start` (on the
+hour) and ran forward to it: every step of those days is the same random walk the live clock
+runs, so what the past serves (closed markets with their `closedTime` and final `outcomePrices`,
+hourly `/prices-history` points) is exactly what a simulator serving those days live answered. Its
+present therefore differs from the history-free world of the same seed started at `start`.
+Worlds with a past also resolve some binary markets early, before their end date (drawn from a
+generator of their own); `history_days=0` keeps every seed's answers as they always were.
 """
 
 from __future__ import annotations
@@ -57,6 +65,11 @@ FIFTY_FIFTY_SHARE = 0.02
 MISSING_BESTBID_SHARE = 0.03
 MISSING_VOLUME24HR_SHARE = 0.25
 NO_HISTORY = 65535  # history cell of a market that did not exist yet
+MAX_HISTORY_DAYS = 366
+EARLY_SHARE = 0.15  # of the binary markets of a world with a past: resolved before their end date
+EARLY_STREAM = 1  # the early-resolution generator: seeded by (seed, first market row, this)
+MAX_BATCH_TOKENS = 20  # POST /batch-prices-history
+MARKET_ORDERS = ("id", "end_date", "start_date", "volume", "liquidity")
 
 # Venue rules and market structure, drawn from their own generator (seeded by the world's seed and
 # the first market row of each spawn) so the prices, books and resolutions drawn above stay as
@@ -356,9 +369,11 @@ class Universe:
     Gamma and CLOB endpoints give about them. Not thread-safe (the server serialises access)."""
 
     def __init__(self, seed: int = 7, events: int = 300, start: datetime | None = None, *,
-                 neg_risk_share: float = NEG_RISK_SHARE, max_legs: int = MAX_LEGS):
+                 neg_risk_share: float = NEG_RISK_SHARE, max_legs: int = MAX_LEGS, history_days: int = 0):
         if events < 1:
             raise ValueError("a universe needs at least one event")
+        if not 0 <= history_days <= MAX_HISTORY_DAYS:
+            raise ValueError(f"history_days must be between 0 and {MAX_HISTORY_DAYS}")
         # Knobs for bigger worlds (benchmarks): more and wider negRisk events mean more markets
         # per event. The defaults keep the seeded draws, hence every answer, as they were.
         if not 0 <= neg_risk_share <= 1:
@@ -373,9 +388,16 @@ class Universe:
             start = start.replace(tzinfo=timezone.utc)
         self.seed = seed
         self.target_events = events
-        self.start = start.astimezone(timezone.utc).replace(microsecond=0)
-        self.now = self.start
-        self._start_ts = int(self.start.timestamp())
+        self.history_days = int(history_days)
+        self.start = start.astimezone(timezone.utc).replace(microsecond=0)  # the clock once built
+        # The world's first instant. A past begins on the hour, so its hourly points fall on UTC
+        # hours, where an hourly grid reads them.
+        self.epoch = self.start - timedelta(days=self.history_days)
+        if self.history_days:
+            self.epoch = self.epoch.replace(minute=0, second=0)
+        self._early_share = EARLY_SHARE if self.history_days else 0.0
+        self.now = self.epoch
+        self._start_ts = int(self.epoch.timestamp())
         self._elapsed_ms = 0
         self._steps = 0
         self._rng = np.random.default_rng(seed)
@@ -398,6 +420,8 @@ class Universe:
         self._spawn(events, self._start_ts, initial=True)
         self._backfill_history()
         self._record_history(self._start_ts)
+        if self.history_days:  # the past: the live walk, run from the epoch to `start`
+            self.advance((self.start - self.epoch).total_seconds() / 60)
 
     # --- size -------------------------------------------------------------------------------------
 
@@ -416,7 +440,7 @@ class Universe:
     # --- the clock --------------------------------------------------------------------------------
 
     def advance(self, minutes: float) -> None:
-        """Move the clock. The world moves in whole 5-minute steps counted from `start`, so
+        """Move the clock. The world moves in whole 5-minute steps counted from its epoch, so
         advance(60) twice is the same world as advance(120)."""
         minutes = float(minutes)
         if not math.isfinite(minutes) or minutes < 0:
@@ -425,7 +449,7 @@ class Universe:
         due = self._elapsed_ms // (STEP_SECONDS * 1000)
         while self._steps < due:
             self._step()
-        self.now = self.start + timedelta(milliseconds=self._elapsed_ms)
+        self.now = self.epoch + timedelta(milliseconds=self._elapsed_ms)
         self._snapshot = None
         self._sums = None
 
@@ -440,7 +464,7 @@ class Universe:
         walking = self._walking
         if walking.size:
             # Markets get more decisive as their end approaches, as real ones do.
-            hours_left = np.maximum(m["end"][walking] - t, 0) / 3600
+            hours_left = np.maximum(m["due"][walking] - t, 0) / 3600
             boost = 1 + 1.5 * np.exp(-hours_left / 12)
             m["x"][walking] += m["sigma"][walking] * boost * rng.standard_normal(walking.size)
         drifting = self._drifting_events
@@ -456,7 +480,7 @@ class Universe:
         m, e, rng = self._m, self._e, self._rng
         changed = False
         walking = self._walking
-        due = walking[m["end"][walking] <= t]
+        due = walking[m["due"][walking] <= t]
         if due.size:
             fair = self._fair_prices()
             neg = m["neg"][due]
@@ -596,6 +620,7 @@ class Universe:
         venue, augmented, role = self._venue_draws(first_market, markets, category_names, neg, legs, offsets)
         columns["depth"] = columns["depth"] * venue.pop("depth_scale")
         columns.update(venue)
+        columns["due"] = self._resolution_due(first_market, columns["end"], m_neg, now_ts)
 
         event_columns = {
             "id": event_ids.astype(np.int64),
@@ -698,6 +723,17 @@ class Universe:
             role[last - 1 - int(venue.integers(0, 2)) : last] = PLACEHOLDER
         columns["role"] = role
         return columns, augmented, role
+
+    def _resolution_due(self, first_market: int, end: np.ndarray, neg: np.ndarray, now_ts: int) -> np.ndarray:
+        """When each market resolves: at its end date, or, for a share of the binary markets of
+        a world with a past, somewhere between now and its end (drawn from a generator of its own,
+        so the rest of the world's draws stay as they are)."""
+        if not self._early_share:
+            return end.copy()
+        draws = np.random.default_rng([self.seed, first_market, EARLY_STREAM])
+        early = ~neg & (draws.random(end.size) < self._early_share)
+        at = now_ts + ((end - now_ts) * draws.uniform(0.2, 0.9, end.size)).astype(np.int64)
+        return np.where(early & (at > now_ts), at, end)
 
     # --- prices -----------------------------------------------------------------------------------
 
@@ -839,11 +875,21 @@ class Universe:
         clob_token_ids: Iterable[str] | None = None,
         closed: bool | None = None,
         active: bool | None = None,
+        archived: bool | None = None,
+        end_date_min: str | datetime | None = None,
+        end_date_max: str | datetime | None = None,
+        start_date_max: str | datetime | None = None,
+        volume_num_min: float | None = None,
+        order: str = "id",
+        ascending: bool = True,
         limit: int = 100,
         offset: int = 0,
     ) -> list[dict]:
         """GET /markets: wire-format Market dicts, each with `events: [parent]`; closed markets
-        are included unless `closed=False`."""
+        are included unless `closed=False`. The date bounds are inclusive, on `endDate` and
+        `startDate`; `volume_num_min` is on `volumeNum`."""
+        if order not in MARKET_ORDERS:
+            raise QueryError(422, "order fields are not valid")
         limit, offset = _page(limit, offset)
         m = self._m
         keep = np.ones(len(m["id"]), dtype=bool)
@@ -858,10 +904,23 @@ class Universe:
                 keep &= chosen
         if closed is not None:
             keep &= (m["status"] == CLOSED) == bool(closed)
-        if active is False:
+        if active is False or archived is True:  # every simulated market is active and unarchived
             keep[:] = False
-        rows = np.flatnonzero(keep)[offset : offset + limit]
-        return [self._market_with_event(int(k)) for k in rows]
+        if end_date_min is not None:
+            keep &= m["end"] >= _timestamp(end_date_min, "end_date_min")
+        if end_date_max is not None:
+            keep &= m["end"] <= _timestamp(end_date_max, "end_date_max")
+        if start_date_max is not None:
+            keep &= m["created"] <= _timestamp(start_date_max, "start_date_max")
+        if volume_num_min is not None:
+            keep &= np.round(m["vol"], 6) >= float(volume_num_min)
+        rows = np.flatnonzero(keep)
+        if order != "id":
+            key = {"end_date": m["end"], "start_date": m["created"], "volume": m["vol"], "liquidity": m["liq"]}[order]
+            rows = rows[np.lexsort((rows, key[rows]))]  # ties by id (rows are in id order)
+        if not ascending:
+            rows = rows[::-1]
+        return [self._market_with_event(int(k)) for k in rows[offset : offset + limit]]
 
     def gamma_market(self, market_id: str) -> dict | None:
         """GET /markets/{id}: one market or None."""
@@ -1130,40 +1189,88 @@ class Universe:
         interval: str | None = None,
         fidelity: int | None = None,
     ) -> list[dict]:
-        """GET /prices-history: [{t, p}] from the hourly history plus the current price, oldest
-        first. `fidelity` (minutes per point) thins hourly points; finer asks get hourly points."""
+        """GET /prices-history: [{t, p}] oldest first, see `price_histories`."""
+        return self.price_histories([token_id], start_ts, end_ts, interval, fidelity)[str(token_id)]
+
+    def price_histories(
+        self,
+        token_ids: Iterable[str],
+        start_ts: int | None = None,
+        end_ts: int | None = None,
+        interval: str | None = None,
+        fidelity: int | None = None,
+    ) -> dict[str, list[dict]]:
+        """GET /prices-history, or POST /batch-prices-history for several tokens: each token's
+        [{t, p}] in the window, oldest first (an unknown token has none).
+
+        The points are the hourly mids the live clock recorded, the very mids /midpoint served at
+        those hours, plus the current mid at `now` while the market trades. A closed market's
+        points end at its close, with its final price at `closedTime`; a placeholder has none
+        while it does not trade. `fidelity` (minutes per point) above an hour keeps, for each
+        multiple of it, the last hourly point at or before it (the point a grid at that fidelity
+        reads); a finer fidelity gets the hourly points."""
         if interval is not None and (start_ts is not None or end_ts is not None):
             raise QueryError(400, "interval and startTs/endTs are mutually exclusive")
         if interval is not None and interval not in HISTORY_INTERVALS:
             raise QueryError(400, f"invalid interval {interval!r}: use one of {', '.join(HISTORY_INTERVALS)}")
         if fidelity is not None and fidelity < 1:
             raise QueryError(400, "fidelity must be a positive number of minutes")
-        found = self._token_index.get(str(token_id))
-        if found is None:
-            return []
-        row, is_no = found
         now = self._now_ts
         if interval is not None:
             span = HISTORY_INTERVALS[interval]
             low, high = (now - span if span else None), now
         else:
             low, high = start_ts, (now if end_ts is None else min(end_ts, now))
+        tokens = [str(t) for t in token_ids]
+        found = [(t, self._token_index[t]) for t in tokens if t in self._token_index]
+        histories: dict[str, list[dict]] = {t: [] for t in tokens}
+        if not found or (low is not None and low > high):
+            return histories
+        rows = np.array([row for _, (row, _) in found], dtype=np.int64)
+        times, cells = self._recorded(rows, low, high)
+        m = self._m
+        bids = asks = None
+        for column, (token, (row, is_no)) in enumerate(found):
+            status, placeholder = m["status"].item(row), m["role"].item(row) == PLACEHOLDER
+            closed_at = m["closed_at"].item(row) if status == CLOSED else None
+            keep = cells[:, column] != NO_HISTORY
+            if closed_at is not None:
+                keep &= times <= closed_at
+            if placeholder:
+                keep[:] = False
+            point_t, point_v = times[keep], cells[keep, column].astype(np.int64)
+            if fidelity is not None and fidelity > 60 and point_t.size:
+                step = fidelity * 60
+                grid = np.arange(-(-point_t[0] // step) * step, point_t[-1] + 1, step)
+                chosen = np.unique(np.searchsorted(point_t, grid, side="right") - 1)
+                point_t, point_v = point_t[chosen], point_v[chosen]
+            points = list(zip(point_t.tolist(), point_v.tolist()))
+            # The last observation: the final price at the close, or the current mid while trading.
+            if closed_at is not None:
+                last = (closed_at, int(FINAL_MID2[m["outcome"].item(row)]))
+            elif placeholder or now < m["created"].item(row):
+                last = None
+            else:
+                if bids is None:
+                    bids, asks, _ = self._current()
+                last = (now, bids.item(row) + asks.item(row))
+            if last is not None and (low is None or low <= last[0] <= high) and (not points or points[-1][0] < last[0]):
+                points.append(last)
+            histories[token] = [{"t": t, "p": (2000 - v) / 2000 if is_no else v / 2000} for t, v in points]
+        return histories
+
+    def _recorded(self, rows: np.ndarray, low: int | None, high: int) -> tuple[np.ndarray, np.ndarray]:
+        """The hourly record in [low, high]: its times and, per time, the mids (in 1/2000ths) of
+        `rows`, NO_HISTORY where a market did not exist yet."""
         first = 0 if low is None else bisect.bisect_left(self._hist_t, low)
         last = bisect.bisect_right(self._hist_t, high)
-        points: list[tuple[int, int]] = []
+        times = np.array(self._hist_t[first:last], dtype=np.int64)
+        cells = np.full((last - first, rows.size), NO_HISTORY, dtype=np.uint16)
         for k in range(first, last):
             values = self._hist_mid2[k]
-            if row < len(values) and values[row] != NO_HISTORY:
-                points.append((self._hist_t[k], int(values[row])))
-        stride = max(1, (fidelity or 1) // 60)
-        points = points[::stride]
-        if (low is None or low <= now) and high >= now and (not points or points[-1][0] < now):
-            if int(self._m["status"][row]) == CLOSED:
-                points.append((now, FINAL_MID2[int(self._m["outcome"][row])]))
-            elif now >= int(self._m["created"][row]):
-                bids, asks, _ = self._current()
-                points.append((now, int(bids[row]) + int(asks[row])))
-        return [{"t": t, "p": (2000 - v) / 2000 if is_no else v / 2000} for t, v in points]
+            inside = rows < values.size
+            cells[k - first, inside] = values[rows[inside]]
+        return times, cells
 
 
 def _as_placeholder(market: dict) -> None:
