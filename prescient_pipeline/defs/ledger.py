@@ -8,6 +8,8 @@ import dagster as dg
 import pandas as pd
 
 from ..config import settings
+from ..polymarket.client import PolymarketError
+from ..services.books import fetch_books_for_pending
 from ..services.execution import execute_portfolio
 from ..services.history import archive_signals, snapshot_portfolios
 from ..services.portfolio_keys import portfolio_names
@@ -80,10 +82,17 @@ class ExecuteSignals(dg.Config):
 
 @dg.op(description="Fill the pending signals of one or more portfolios: risk checks, fills that walk the book, "
        "ledger rows.")
-def execute_signals(context: dg.OpExecutionContext, config: ExecuteSignals, database: Database):
+def execute_signals(context: dg.OpExecutionContext, config: ExecuteSignals, database: Database,
+                    polymarket: PolymarketApi):
     day = date.fromisoformat(config.cycle_date) if config.cycle_date else None
     ids = sorted(set(config.portfolio_ids) | ({config.portfolio_id} if config.portfolio_id is not None else set()))
     engine = database.engine()
+    # One batch of books for every market about to be traded, so fills walk the book as it stands.
+    try:
+        booked = fetch_books_for_pending(engine, polymarket.client(), ids, day)
+    except PolymarketError as exc:  # fill at the last stored observation rather than not at all
+        booked = 0
+        context.log.warning(f"no fresh books before execution ({exc}); filling at the last stored observation")
     names = portfolio_names(engine, ids) if ids else {}
     rows = []
     for portfolio_id in ids:
@@ -98,6 +107,7 @@ def execute_signals(context: dg.OpExecutionContext, config: ExecuteSignals, data
     context.add_output_metadata({
         **single,
         "portfolios": dg.MetadataValue.int(len(rows)),
+        "fresh_books": dg.MetadataValue.int(booked),
         "executed": dg.MetadataValue.int(sum(r["executed"] for r in rows)),
         "rejected": dg.MetadataValue.int(sum(r["rejected"] for r in rows)),
         "skipped": dg.MetadataValue.int(sum(r["skipped"] for r in rows)),
