@@ -19,7 +19,8 @@ from prescient_pipeline.services import portfolios as svc
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 T1 = datetime(2026, 3, 3, 9, 0, tzinfo=timezone.utc)
 USER_TABLES = {"portfolios", "portfolio_positions", "trades", "trading_signals", "signal_archives",
-               "portfolio_history", "portfolio_rebalancing_log", "portfolio_performance_cache", "events", "markets"}
+               "portfolio_history", "portfolio_rebalancing_log", "portfolio_performance_cache", "backtest_days",
+               "events", "markets"}
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 def register(sub, common) -> None:
     from . import (
+        backtest_commands,
         db_commands,
         demo_commands,
         dev_commands,
@@ -18,5 +19,6 @@ def register(sub, common) -> None:
     )
 
     for module in (db_commands, dev_commands, simulator_commands, portfolio_commands, strategy_commands,
-                   ledger_commands, import_commands, history_commands, demo_commands, status_commands):
+                   ledger_commands, import_commands, history_commands, backtest_commands, demo_commands,
+                   status_commands):
         module.register(sub, common)

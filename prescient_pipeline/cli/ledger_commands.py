@@ -15,7 +15,7 @@ from .api_reachability import require_api
 # The database layers, and Dagster for the commands that run jobs, are imported in the handlers,
 # so the commands that only read the ledger answer fast (benchmarks/bench_cli.py).
 
-REPORT_COLUMNS = ["portfolio_id", "name", "strategy_type", "cash", "positions_value", "total_value", "liquidation_value",
+REPORT_COLUMNS = ["portfolio_id", "name", "strategy_type", "mode", "cash", "positions_value", "total_value", "liquidation_value",
                   "realized_pnl", "unrealized_pnl", "fees", "open_positions", "trades", "win_rate",
                   "sharpe", "max_drawdown"]
 
@@ -162,11 +162,12 @@ def _trades(args) -> Output:
     if limit <= 0:
         raise InputError("--limit must be positive")
     rows = _reports().recent_trades(engine, _portfolio_filter(engine, args.portfolio), limit)
-    cols = ["trade_id", "portfolio", "executed_at", "action", "market", "side", "shares", "price",
+    cols = ["trade_id", "portfolio", "mode", "executed_at", "action", "market", "side", "shares", "price",
             "amount", "fee", "realized_pnl", "reason", "evidence"]
     table = [[named(r["portfolio_id"], r["portfolio_name"], 24), named(r["market_id"], r["question"], 60)]
              for r in rows]
-    text = tabulate([[r["trade_id"], portfolio, r["executed_at"], r["action"], market, *[r[c] for c in cols[5:]]]
+    text = tabulate([[r["trade_id"], portfolio, r["mode"], r["executed_at"], r["action"], market,
+                      *[r[c] for c in cols[6:]]]
                      for r, (portfolio, market) in zip(rows, table)], headers=cols) if rows else "no trades"
     return Output({"trades": rows}, text)
 

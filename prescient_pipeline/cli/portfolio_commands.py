@@ -17,7 +17,7 @@ from .ledger_commands import named
 
 log = logging.getLogger(__name__)
 
-LIST_COLUMNS = ["portfolio_id", "name", "strategy_type", "status", "initial_balance", "current_balance",
+LIST_COLUMNS = ["portfolio_id", "name", "strategy_type", "mode", "status", "initial_balance", "current_balance",
                 "realized_pnl", "unrealized_pnl", "trade_count"]
 
 

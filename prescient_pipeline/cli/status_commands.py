@@ -103,7 +103,8 @@ def _text(data: dict) -> str:
         lines.append(f"last refresh: {refresh.get('at') or 'never'} ({refresh.get('markets') or 0} markets)")
         lines.append(f"last price update: {db.get('last_price_update') or 'never'}")
         for p in db.get("portfolios", []):
-            lines.append(f"  portfolio {p['portfolio_id']} {p['name']} [{p['status']}]: last cycle "
+            mode = "" if p.get("mode", "live") == "live" else f" ({p['mode']})"
+            lines.append(f"  portfolio {p['portfolio_id']} {p['name']}{mode} [{p['status']}]: last cycle "
                          f"{p['last_cycle'] or 'never'}, last price update {p['last_price_update'] or 'never'}")
     pm = data["polymarket"]
     if pm["source"] == "offline":

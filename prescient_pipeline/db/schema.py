@@ -259,7 +259,13 @@ portfolios = Table(
     Column("last_updated", TS, nullable=False, server_default=text("now()")),
     Column("last_trade_at", TS),
     Column("last_price_update", TS),
+    # 'live' portfolios trade today's markets; 'backtest' ones replay imported history over
+    # [backtest_from, backtest_to]. Live jobs never touch a backtest portfolio, nor the reverse.
+    Column("mode", Text, nullable=False, server_default=text("'live'")),
+    Column("backtest_from", Date),
+    Column("backtest_to", Date),
     CheckConstraint("status IN ('active', 'paused', 'archived')", name="ck_portfolios_status"),
+    CheckConstraint("mode IN ('live', 'backtest')", name="ck_portfolios_mode"),
     CheckConstraint("initial_balance > 0", name="ck_portfolios_initial_balance_positive"),
     CheckConstraint("current_balance >= 0", name="ck_portfolios_cash_not_negative"),
     postgresql_with=UPDATED_IN_PLACE,
@@ -372,6 +378,7 @@ trades = Table(
     Column("mid_price", PRICE),
     Column("slippage", MONEY),  # dollars paid (or forgone) against the mid
     Column("requested_amount", MONEY),  # a buy's signal amount; `amount` is what filled
+    Column("observed_at", TS),  # a replayed fill: the time of the market observation it was priced from
     CheckConstraint("action IN ('buy', 'sell', 'settle')", name="ck_trades_action"),
     CheckConstraint("evidence IN ('depth', 'top_of_book', 'history')", name="ck_trades_evidence"),
     Index("ix_trades_portfolio_time", "portfolio_id", "executed_at"),
@@ -403,6 +410,23 @@ portfolio_history = Table(
     Column("trade_count", Integer, nullable=False),
     Column("daily_return", RATIO),
     UniqueConstraint("portfolio_id", "snapshot_date", name="uq_portfolio_history_day"),
+)
+
+# The days a backtest portfolio has replayed, in order: a day with `replayed_at` is never replayed
+# again; one without it was started and not finished (the replay stops there rather than redo it).
+backtest_days = Table(
+    "backtest_days",
+    metadata,
+    Column("portfolio_id", Integer, ForeignKey("portfolios.portfolio_id", ondelete="CASCADE"), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("started_at", TS, nullable=False, server_default=text("now()")),
+    Column("replayed_at", TS),
+    Column("total_value", MONEY),
+    Column("pnl", MONEY),  # the day's change in total value (net of transfers)
+    Column("fills", Integer),
+    Column("fees", MONEY),
+    Column("settlements", Integer),
+    Column("exits", Integer),
 )
 
 signal_archives = Table(

@@ -78,6 +78,8 @@ def fetch_books_for_pending(engine: Engine, client: PolymarketClient, portfolio_
     before live execution, so its fills walk the book as it stands. Not for backtests, whose fills
     must read observations at or before each signal's as-of."""
     with engine.connect() as conn:
-        market_ids = {signal["market_id"] for portfolio_id in portfolio_ids
+        live = set(conn.execute(text("SELECT portfolio_id FROM portfolios WHERE mode = 'live' "
+                                     "AND portfolio_id = ANY(:ids)"), {"ids": list(portfolio_ids)}).scalars())
+        market_ids = {signal["market_id"] for portfolio_id in sorted(live)
                       for signal in pending_signals(conn, portfolio_id, cycle_date)}
     return fetch_books_for(engine, client, market_ids)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 from sqlalchemy import Engine, bindparam, func, select, update
 
-from ..db.schema import markets, portfolio_positions, trading_signals
+from ..db.schema import markets, portfolio_positions, portfolios, trading_signals
 from ..domain.accounting import PositionState, to_money
 from ..domain.execution import ExecutionSettings, Fill, FillRejected
 from ..domain.risk import Buy, check_group
@@ -50,15 +51,30 @@ def _units(signals: list[dict]) -> list[list[int]]:
     return list(units.values())
 
 
+# Reads market states for a replay: (conn, market ids, time) -> {market id: state}.
+StateReader = Callable[[object, list[str], datetime], dict[str, dict]]
+
+
 def execute_portfolio(engine: Engine, portfolio_id: int, cycle_date: date | None = None,
-                      market_exposure_cap: Decimal | None = None) -> ExecutionReport:
+                      market_exposure_cap: Decimal | None = None, *, at: datetime | None = None,
+                      read_states: StateReader | None = None) -> ExecutionReport:
+    """Fill a portfolio's pending signals. Live (the default): at the market clock, from the
+    markets' current state; a live run leaves a backtest portfolio alone. A replay passes its
+    simulated time `at` and `read_states`, the market states as known then."""
     report = ExecutionReport(portfolio_id)
     with engine.connect() as conn:
+        if read_states is None and conn.execute(
+                select(portfolios.c.mode).where(portfolios.c.portfolio_id == portfolio_id)).scalar() == "backtest":
+            return report
         pending = pending_signals(conn, portfolio_id, cycle_date)
-        # Read once per run, like the clock: only a refresh moves them, and a unit's transaction
-        # does not lock market rows either.
-        at = market_clock(conn) or datetime.now(timezone.utc)
-        states = _market_states(conn, sorted({s["market_id"] for s in pending})) if pending else {}
+        market_ids = sorted({s["market_id"] for s in pending})
+        if read_states is not None:
+            states = read_states(conn, market_ids, at) if pending else {}
+        else:
+            # Read once per run, like the clock: only a refresh moves them, and a unit's
+            # transaction does not lock market rows either.
+            at = market_clock(conn) or datetime.now(timezone.utc)
+            states = _market_states(conn, market_ids) if pending else {}
     for unit in _units(pending):
         _execute_unit(engine, portfolio_id, unit, at, states, report, market_exposure_cap)
     return report
@@ -78,7 +94,9 @@ def _market_states(conn, market_ids: list[str]) -> dict[str, dict]:
 def _all_portfolios_exposure(conn, market_ids: list[str]) -> dict[str, Decimal]:
     rows = conn.execute(
         select(portfolio_positions.c.market_id, func.sum(portfolio_positions.c.cost_basis))
-        .where(portfolio_positions.c.market_id.in_(market_ids), portfolio_positions.c.status == "open")
+        .join(portfolios, portfolios.c.portfolio_id == portfolio_positions.c.portfolio_id)
+        .where(portfolio_positions.c.market_id.in_(market_ids), portfolio_positions.c.status == "open",
+               portfolios.c.mode == "live")  # a backtest's positions are not live exposure
         .group_by(portfolio_positions.c.market_id)
     )
     return {m: v for m, v in rows}

@@ -39,6 +39,7 @@ TABLES: tuple[tuple[Table, tuple[str, ...]], ...] = (
     (schema.portfolio_history, ("portfolio_id", "snapshot_date")),
     (schema.portfolio_rebalancing_log, ("id",)),
     (schema.portfolio_performance_cache, ("portfolio_id",)),
+    (schema.backtest_days, ("portfolio_id", "day")),
     (schema.events, ("event_id",)),
     (schema.markets, ("market_id",)),
 )

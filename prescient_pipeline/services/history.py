@@ -34,16 +34,19 @@ class Snapshot:
 
 def snapshot_portfolios(engine: Engine, day: date | None = None) -> list[Snapshot]:
     """One `portfolio_history` row per live portfolio for `day` (a re-run replaces it), then
-    refresh each portfolio's row in `portfolio_performance_cache`."""
+    refresh each portfolio's row in `portfolio_performance_cache`. A backtest portfolio's rows
+    are written by its replay."""
     with engine.connect() as conn:
         at = market_clock(conn) or datetime.now(timezone.utc)
         rows = conn.execute(select(portfolios.c.portfolio_id, portfolios.c.name)
-                            .where(portfolios.c.status != "archived").order_by(portfolios.c.portfolio_id)).all()
+                            .where(portfolios.c.status != "archived", portfolios.c.mode == "live")
+                            .order_by(portfolios.c.portfolio_id)).all()
     day = day or at.date()
-    return [_snapshot_one(engine, pid, name, day, at) for pid, name in rows]
+    return [snapshot_portfolio(engine, pid, name, day, at) for pid, name in rows]
 
 
-def _snapshot_one(engine: Engine, portfolio_id: int, name: str, day: date, at: datetime) -> Snapshot:
+def snapshot_portfolio(engine: Engine, portfolio_id: int, name: str, day: date, at: datetime) -> Snapshot:
+    """One portfolio's `portfolio_history` row for `day`, taken at `at`, and its metrics."""
     with engine.begin() as conn:
         totals = refresh_totals(conn, portfolio_id)
         trade_count = conn.execute(text("SELECT count(*) FROM trades WHERE portfolio_id = :p"),

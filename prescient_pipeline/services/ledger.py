@@ -74,6 +74,8 @@ def book_buy(conn, portfolio_id: int, *, signal: dict, fill: Fill, price_seen, m
         market_id=signal["market_id"], side=signal["side"], action="buy", shares=fill.shares,
         price=fill.price, price_seen=price_seen, amount=fill.cost, fee=fill.fee,
         cash_delta=-fill.cost, reason="signal", executed_at=at, **fill_columns(fill),
+        # A replay's state says when it was observed; a live state is the market's current row.
+        observed_at=market_state.get("observed_at") if isinstance(market_state, dict) else None,
     )).scalar_one()
     conn.execute(_DEBIT_BUY, {"portfolio": portfolio_id, "cost": fill.cost, "fee": fill.fee, "at": at})
     return trade_id

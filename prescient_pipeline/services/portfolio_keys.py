@@ -1,4 +1,5 @@
-"""Which portfolios should have partitions (every one that is not archived), and from which day."""
+"""Which portfolios should have partitions (every one that is not archived, live or backtest), and
+from which day; which ones the live cycle trades."""
 
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ def live_portfolio_ids(engine: Engine) -> list[int]:
 
 
 def active_portfolios(engine: Engine) -> list[dict]:
-    """Active portfolios with their strategy config (for cycle and cadence scheduling)."""
+    """Active live portfolios with their strategy config (for cycle and cadence scheduling): a
+    backtest portfolio trades only when replayed."""
     with engine.connect() as conn:
         rows = conn.execute(
             select(portfolios.c.portfolio_id, portfolios.c.name, portfolios.c.strategy_type,
                    portfolios.c.strategy_config)
-            .where(portfolios.c.status == "active").order_by(portfolios.c.portfolio_id)
+            .where(portfolios.c.status == "active", portfolios.c.mode == "live").order_by(portfolios.c.portfolio_id)
         )
         return [dict(r._mapping) for r in rows]
 

@@ -191,12 +191,13 @@ def _duplicate_name(exc: IntegrityError) -> bool:
     return getattr(diag, "constraint_name", None) == "portfolios_name_key"
 
 
-def create_portfolio(engine: Engine, new: NewPortfolio) -> dict:
+def create_portfolio(engine: Engine, new: NewPortfolio, **backtest) -> dict:
+    """Insert a portfolio; `backtest` (mode, backtest_from, backtest_to) makes a backtest one."""
     values = dict(
         name=new.name, description=new.description, strategy_type=new.strategy_type,
         strategy_config=new.strategy_config, initial_balance=new.initial_balance,
         current_balance=new.initial_balance, max_position_size=new.max_position_size,
-        max_total_exposure=new.max_total_exposure,
+        max_total_exposure=new.max_total_exposure, **backtest,
     )
     if new.max_positions is not None:
         values["max_positions"] = new.max_positions

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from sqlalchemy import Engine, exists, or_, select, text
+from sqlalchemy import Engine, and_, exists, or_, select, text
 
 from ..db.history_partitions import ensure_partitions
 from ..db.schema import portfolio_positions, portfolios
@@ -106,7 +106,9 @@ def _held_markets(engine: Engine) -> list[dict]:
             SELECT m.market_id, m.yes_token_id, m.end_date, {', '.join(f'm.{c}' for c in _STATE_COLUMNS)},
                    c.gamma_checked_at, c.missing_since
             FROM markets m LEFT JOIN market_resolution_checks c ON c.market_id = m.market_id
-            WHERE m.market_id IN (SELECT DISTINCT market_id FROM portfolio_positions WHERE status = 'open')
+            WHERE m.market_id IN (SELECT DISTINCT pp.market_id FROM portfolio_positions pp
+                                  JOIN portfolios p ON p.portfolio_id = pp.portfolio_id
+                                  WHERE pp.status = 'open' AND p.mode = 'live')
             """
         ))
         return [dict(r._mapping) for r in rows]
@@ -207,12 +209,24 @@ def update_prices(engine: Engine, client: PolymarketClient, logger: logging.Logg
 
 
 # Archiving is refused while positions are open; a portfolio archived with open positions
-# before that rule still has them marked and settled.
-_MARKED_PORTFOLIOS = or_(
+# before that rule still has them marked and settled. A backtest portfolio is marked only by
+# its replay.
+_MARKED_PORTFOLIOS = and_(portfolios.c.mode == "live", or_(
     portfolios.c.status != "archived",
     exists().where(portfolio_positions.c.portfolio_id == portfolios.c.portfolio_id,
                    portfolio_positions.c.status == "open"),
-)
+))
+
+
+def mark_portfolios_at(engine: Engine, portfolio_ids: list[int], states: dict[str, dict],
+                       at: datetime) -> PriceUpdateReport:
+    """Mark, exit and settle these portfolios' open positions at `at` from market states given
+    by the caller (a replay's states as known at `at`), exactly as a price update does."""
+    report = PriceUpdateReport(observed_at=at)
+    markets_by_id = {market_id: _Market({c: state.get(c) for c in _STATE_COLUMNS} | state, settlement_for(state))
+                     for market_id, state in states.items()}
+    _update_portfolios(engine, sorted(portfolio_ids), markets_by_id, at, report)
+    return report
 
 
 @dataclass(frozen=True)
@@ -403,9 +417,10 @@ def _update_position(portfolio_id: int, row: dict, position: PositionState, mark
     shown = book.displayed_price
     close = None
     # A basket leg alone is not a position to manage: the basket pays out at settlement. With
-    # no bid there is nothing to sell into, and while a resolution is under way exits wait.
+    # no bid there is nothing to sell into (a replayed history point has no book: its sale is
+    # priced from the point), and while a resolution is under way exits wait.
     if (settings.has_exits and row["group_id"] is None and not state["closed"] and flag not in EXITS_WAIT
-            and book.best_bid is not None):
+            and (book.best_bid is not None or state.get("source") == "history")):
         decision = exit_decision(position, shown, now, settings.exits, row.get("entry_mark"))
         if decision is not None:
             try:

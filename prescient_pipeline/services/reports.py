@@ -7,7 +7,7 @@ from sqlalchemy import Engine, text
 from ..domain.accounting import BALANCE_TOLERANCE
 
 REPORT_SQL = """
-SELECT p.portfolio_id, p.name, p.strategy_type, p.status,
+SELECT p.portfolio_id, p.name, p.strategy_type, p.mode, p.status,
        p.current_balance AS cash,
        coalesce(pos.value, 0) AS positions_value,
        p.current_balance + coalesce(pos.value, 0) AS total_value,
@@ -41,10 +41,10 @@ def recent_trades(engine: Engine, portfolio_id: int | None = None, limit: int = 
     with engine.connect() as conn:
         rows = conn.execute(text(
             """
-            SELECT t.trade_id, t.portfolio_id, p.name AS portfolio_name, t.executed_at, t.action, t.market_id,
-                   coalesce(m.question, pp.question) AS question, t.side,
+            SELECT t.trade_id, t.portfolio_id, p.name AS portfolio_name, p.mode, t.executed_at, t.action,
+                   t.market_id, coalesce(m.question, pp.question) AS question, t.side,
                    t.shares, t.price, t.amount, t.fee, t.cash_delta, t.realized_pnl, t.reason,
-                   t.evidence, t.requested_amount, t.mid_price, t.slippage
+                   t.evidence, t.requested_amount, t.mid_price, t.slippage, t.observed_at
             FROM trades t
             JOIN portfolios p ON p.portfolio_id = t.portfolio_id
             LEFT JOIN markets m ON m.market_id = t.market_id
@@ -87,15 +87,17 @@ LEFT JOIN (SELECT portfolio_id, sum(market_value) AS value, sum(cost_basis) AS c
        ON pos.portfolio_id = p.portfolio_id
 LEFT JOIN (SELECT portfolio_id, sum(cash_delta) AS cash_flow, sum(coalesce(realized_pnl, 0)) AS realized
            FROM trades GROUP BY portfolio_id) t ON t.portfolio_id = p.portfolio_id
+WHERE (CAST(:pid AS integer) IS NULL OR p.portfolio_id = :pid)
 ORDER BY p.portfolio_id
 """
 
 
-def unbalanced_portfolios(engine: Engine) -> list[str]:
-    """One message per portfolio whose books do not balance to the cent (empty when all do)."""
+def unbalanced_portfolios(engine: Engine, portfolio_id: int | None = None) -> list[str]:
+    """One message per portfolio (or for the one given) whose books do not balance to the cent
+    (empty when all do)."""
     problems = []
     with engine.connect() as conn:
-        for r in conn.execute(text(BALANCE_SQL)):
+        for r in conn.execute(text(BALANCE_SQL), {"pid": portfolio_id}):
             for what, actual, expected in (
                 ("total_value vs initial + transfers + realized + unrealized", r.total_value, r.expected_total),
                 ("cash vs initial + transfers + trade cash flows", r.cash, r.cash_from_trades),

@@ -53,10 +53,10 @@ def database_status(engine: Engine) -> dict:
     with engine.connect() as conn:
         refreshed_at, markets = last_refresh(conn)
         status["last_refresh"] = {"at": refreshed_at, "markets": markets}
-        status["last_price_update"] = conn.execute(text("SELECT max(last_price_update) FROM portfolios")).scalar()
+        status["last_price_update"] = conn.execute(text("SELECT max(last_price_update) FROM portfolios WHERE mode = 'live'")).scalar()
         status["portfolios"] = [dict(r._mapping) for r in conn.execute(text(
             """
-            SELECT p.portfolio_id, p.name, p.status, p.last_price_update,
+            SELECT p.portfolio_id, p.name, p.mode, p.status, p.last_price_update,
                    (SELECT max(cycle_date) FROM trading_signals s WHERE s.portfolio_id = p.portfolio_id) AS last_cycle
             FROM portfolios p ORDER BY p.portfolio_id
             """
