@@ -8,13 +8,17 @@ commands pointed at that DAGSTER_HOME reach the same instance.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
+from .abandoned_runs import fail_abandoned_runs
 from .config import settings
 from .db.engine import database_url
+
+log = logging.getLogger(__name__)
 
 REPO_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
 
@@ -59,6 +63,10 @@ def instance():
     # PostgreSQL storage opens a new connection for every event it writes; keep a small pool
     # open instead, as the webserver does (no statement timeout: runs may write large events).
     dagster_instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=10)
+    try:
+        fail_abandoned_runs(dagster_instance)
+    except Exception as exc:  # never keep a command from running over this
+        log.warning("could not check for killed runs: %s", exc)
     return dagster_instance
 
 

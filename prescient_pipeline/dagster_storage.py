@@ -8,10 +8,16 @@ embedded server under `PRESCIENT_HOME`): `dagster`, `dagster-webserver`, `dagste
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import yaml
 from dagster import Field, StringSource
 from dagster._serdes import ConfigurableClassData
 from dagster_postgres import DagsterPostgresStorage
+
+
+# Any constant works; it only has to be the same in every process.
+_STORAGE_LOCK = 72_2026_13
 
 
 def resolved_storage_url(configured: str | None = None) -> str:
@@ -25,6 +31,22 @@ def resolved_storage_url(configured: str | None = None) -> str:
     return sqlalchemy_url(configured or dagster_storage_url())
 
 
+@contextmanager
+def _schema_lock(url: str):
+    import psycopg2
+
+    from .db.urls import libpq_url
+
+    conn = psycopg2.connect(libpq_url(url))
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s)", (_STORAGE_LOCK,))
+        yield
+    finally:
+        conn.close()  # releases the lock
+
+
 class PrescientStorage(DagsterPostgresStorage):
     @classmethod
     def config_type(cls):
@@ -32,7 +54,12 @@ class PrescientStorage(DagsterPostgresStorage):
 
     @classmethod
     def from_config_value(cls, inst_data, config_value):
-        return cls(postgres_url=resolved_storage_url(config_value.get("postgres_url")), inst_data=inst_data)
+        url = resolved_storage_url(config_value.get("postgres_url"))
+        # Building the storage creates Dagster's tables on a new database, and two processes
+        # doing it at once (two `prescient cycle`s, a daemon beside a webserver) collide on
+        # them ("type alembic_version already exists"): one at a time, per server.
+        with _schema_lock(url):
+            return cls(postgres_url=url, inst_data=inst_data)
 
     # Dagster hands these to processes it starts (run workers, code servers): they name the
     # resolved URL, so a child needs no settings of its own to reach the same storage.

@@ -377,3 +377,19 @@ def test_a_day_without_market_data_is_not_replayed(history):
         replay_through(engine, portfolio["portfolio_id"], DAY2 + timedelta(days=1))
     assert replayed_days(engine, portfolio["portfolio_id"]) == []
     assert [d.day for d in replay_through(engine, portfolio["portfolio_id"], DAY2)] == [DAY1, DAY2]
+
+
+def test_a_day_interrupted_halfway_is_not_replayed_again(history):
+    from prescient_pipeline.services.backtest import ReplayInterrupted
+
+    engine = history
+    portfolio = create_backtest(engine, "momentum", CONFIG, 1000, DAY1, DAY2)
+    replay_through(engine, portfolio["portfolio_id"], DAY1)
+    # Day 2 started (its marker row written) and never finished: part of it may be booked.
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO backtest_days (portfolio_id, day) VALUES (:p, :d)"),
+                     {"p": portfolio["portfolio_id"], "d": DAY2})
+    before = ledger(engine, portfolio["portfolio_id"])
+    with pytest.raises(ReplayInterrupted, match="2026-11-11 was interrupted"):
+        replay_through(engine, portfolio["portfolio_id"], DAY2)
+    assert ledger(engine, portfolio["portfolio_id"]) == before

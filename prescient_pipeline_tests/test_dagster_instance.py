@@ -54,10 +54,11 @@ def _runs_of(url: str, job_name: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_a_plain_dagster_command_uses_the_prescient_instance(database_url, tmp_path, monkeypatch):
+def test_a_plain_dagster_command_uses_the_prescient_instance(engine, database_url, tmp_path, monkeypatch):
     """`dagster asset materialize -m ...`, as Dagster's docs type it, with nothing set but the
     app database and a DAGSTER_HOME holding the repo's dagster.yaml (no variable that only
-    `prescient` sets): the run lands in the same PostgreSQL storage."""
+    `prescient` sets): the run lands in the same PostgreSQL storage. (`engine` empties the
+    tables: a refresh of this small universe after a bigger one would be refused as a collapse.)"""
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
     dagster_home.prepare()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PRESCIENT_DAGSTER")}

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from contextlib import ExitStack
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -22,6 +23,10 @@ import pytest
 from sqlalchemy import text
 
 from prescient_pipeline import dagster_home
+from prescient_pipeline.db import embedded
+from prescient_pipeline.db.engine import dispose_engines, get_engine
+from prescient_pipeline.db.migrate import ensure_schema
+from prescient_pipeline.db.urls import with_database
 from prescient_pipeline.polymarket.simulator import SimulatorServer, Universe
 from prescient_pipeline.services import portfolios as svc
 
@@ -63,8 +68,23 @@ def graphql(port: int, query: str) -> dict:
         return json.load(response)["data"]
 
 
+@pytest.fixture
+def own_engine(database_url, monkeypatch):
+    """A database of its own (and so a Dagster database of its own): the daemon's heartbeats and
+    runs must not reach the other tests' instance."""
+    name = f"prescient_deploy_{uuid.uuid4().hex[:10]}"
+    embedded.ensure_database(database_url, name)
+    url = with_database(database_url, name)
+    monkeypatch.setenv("PRESCIENT_DATABASE_URL", url)
+    yield ensure_schema(get_engine(url))
+    dispose_engines()
+    for suffix in ("", "_dagster"):
+        embedded.drop_database(database_url, name + suffix)
+
+
 @pytest.mark.slow
-def test_a_scheduled_cycle_completes_through_code_server_webserver_and_daemon(engine, tmp_path, monkeypatch):
+def test_a_scheduled_cycle_completes_through_code_server_webserver_and_daemon(own_engine, tmp_path, monkeypatch):
+    engine = own_engine
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
     dagster_home.prepare()  # the repo's dagster.yaml in DAGSTER_HOME, as README's recipe says
     ids = [

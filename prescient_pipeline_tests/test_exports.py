@@ -13,6 +13,7 @@ from sqlalchemy import insert
 
 from prescient_pipeline.cli import main
 from prescient_pipeline.db import schema
+from prescient_pipeline.db.history_partitions import ensure_partitions
 from prescient_pipeline.services import portfolios as svc
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
@@ -42,6 +43,7 @@ def ledger(engine):
     b = svc.create_portfolio(engine, svc.NewPortfolio.parse(name="b", strategy="arbitrage", balance="500"))
     svc.transfer(engine, a["portfolio_id"], b["portfolio_id"], "100", "rebalance")
     pid = a["portfolio_id"]
+    ensure_partitions(engine, T0, T1)
     with engine.begin() as conn:
         conn.execute(insert(schema.events).values(event_id="e1", title="Event", tags=["politics", "us"]))
         conn.execute(insert(schema.markets).values(

@@ -53,6 +53,13 @@ def test_four_portfolios_one_per_strategy(cli, engine):
         (["--strategy", "momentum", "--balance", "100", "--config", '{"trade_amount": -3}'], "trade_amount"),
         (["--strategy", "momentum", "--balance", "100", "--max-positions", "2.5"], "max_positions"),
         (["--strategy", "momentum", "--balance", "100", "--max-position-size", "x"], "max_position_size"),
+        # Values that would overflow NUMERIC(20,6) / INTEGER columns are refused before any write.
+        (["--strategy", "momentum", "--balance", "1e15"], "balance"),
+        (["--strategy", "momentum", "--balance", "100", "--max-positions", "99999999999"], "max_positions"),
+        (["--strategy", "momentum", "--balance", "100", "--max-total-exposure", "1e30"], "max_total_exposure"),
+        (["--strategy", "momentum", "--balance", "100", "--config", '{"x": "' + "a" * 10_000_000 + '"}'], "limit"),
+        (["--strategy", "momentum", "--balance", "100", "--description", "line\nforged"], "description"),
+        (["--strategy", "momentum", "--balance", "100", "--description", "d" * 5000], "description"),
     ],
 )
 def test_bad_create_input_exits_2_and_writes_nothing(cli, engine, argv, message):
@@ -61,6 +68,34 @@ def test_bad_create_input_exits_2_and_writes_nothing(cli, engine, argv, message)
     code, out, err = cli("portfolio", "create", "--name", "new one", *argv)
     assert code == 2
     assert err.startswith("error: ") and err.count("\n") == 1 and message in err
+    assert table_dump(engine) == before
+
+
+@pytest.mark.parametrize("name", ["bell\x07", "esc\x1b[31mred", "new\nline", "nul\x00", "n" * 201])
+def test_names_with_control_characters_or_too_long_exit_2(cli, engine, name):
+    pid = create(cli, "existing")["portfolio_id"]
+    before = table_dump(engine)
+    for argv in (["create", "--name", name, "--strategy", "momentum", "--balance", "10"],
+                 ["update", str(pid), "--name", name]):
+        code, _, err = cli("portfolio", *argv)
+        assert code == 2, argv
+        assert err.startswith("error: name") and err.count("\n") == 1
+    assert table_dump(engine) == before
+
+
+def test_out_of_range_updates_and_transfers_exit_2(cli, engine):
+    a = create(cli, "a")["portfolio_id"]
+    b = create(cli, "b")["portfolio_id"]
+    before = table_dump(engine)
+    for argv in (["update", str(a), "--max-positions", "99999999999"],
+                 ["update", str(a), "--max-position-size", "1e15"],
+                 ["update", str(a), "--config", '{"k": "' + "v" * 70_000 + '"}'],
+                 ["pause", str(a), "--reason", "why\r\nnot"],
+                 ["transfer", "--from", str(a), "--to", str(b), "--amount", "1e15"],
+                 ["show", "99999999999"], ["pause", "99999999999"]):
+        code, _, err = cli("portfolio", *argv)
+        assert code == 2, argv
+        assert err.startswith("error: ") and err.count("\n") == 1, err
     assert table_dump(engine) == before
 
 

@@ -309,7 +309,7 @@ def test_definitions_hold_the_promised_names_all_running_by_default():
     assert schedules["update_prices_schedule"].cron_schedule == "*/5 * * * *"
     sensors = {s.name: s for s in defs.sensors}
     assert {"portfolio_partitions_sensor", "execute_signals_sensor", "trading_cycle_sensor",
-            "portfolio_cadence_sensor"} <= set(sensors)
+            "portfolio_cadence_sensor", "abandoned_runs_sensor"} <= set(sensors)
     for definition in [*schedules.values(), *sensors.values()]:
         assert definition.default_status.value == "RUNNING", definition.name
     for name in schedules:

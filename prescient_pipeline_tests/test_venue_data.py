@@ -52,7 +52,7 @@ def test_a_v2_market_is_refreshed_signalled_booked_traded_and_marked(engine):
         assert traded_v2, "momentum signals some V2 markets"
 
         # Books of the signalled markets, fetched by their selected ids just before execution.
-        assert fetch_books_for_pending(engine, client, pid) == len(signalled)
+        assert fetch_books_for_pending(engine, client, [pid]) == len(signalled)
         market = traded_v2[0]
         yes_book = universe.book(wire[market]["positionIds"][0])
         (row,) = rows(engine, "SELECT * FROM markets WHERE market_id = :m", m=market)
@@ -169,3 +169,24 @@ def test_the_market_frame_takes_the_negrisk_flags_and_defaults_them_to_false():
         assert without[flag].dtype == bool and without[flag].tolist() == [False]
     flagged = as_market_frame([row | {"neg_risk_augmented": True, "neg_risk_other": 1}])
     assert flagged["neg_risk_augmented"].tolist() == [True] and flagged["neg_risk_other"].tolist() == [True]
+
+
+def test_a_cycle_fetches_the_books_it_trades_so_fills_walk_depth(engine, monkeypatch):
+    """The execution run asks the CLOB for the books of every market about to be traded, in one
+    batch, just before it fills: fills walk those levels (evidence depth), with no price update
+    needed first."""
+    import dagster as dg
+
+    from prescient_pipeline.defs import runner
+    from prescient_pipeline.services import portfolios as svc
+
+    from .helpers import simulator
+
+    with simulator(monkeypatch, events=60) as sim, dg.instance_for_test() as instance:
+        for kind in ("momentum", "mean_reversion"):
+            svc.create_portfolio(engine, svc.NewPortfolio.parse(name=f"depth {kind}", strategy=kind, balance="5000"))
+        cycle = runner.run_cycle(instance, engine, sim.universe.now.date(), with_snapshot=False)
+        [output] = instance.all_logs(cycle.execution_run, of_type=dg.DagsterEventType.STEP_OUTPUT)
+        fresh = output.dagster_event.step_output_data.metadata["fresh_books"].value
+    evidence = {r.evidence for r in rows(engine, "SELECT evidence FROM trades WHERE action = 'buy'")}
+    assert fresh > 0 and evidence == {"depth"}, (fresh, evidence)

@@ -63,6 +63,7 @@ def _demo(args) -> Output:
         "days": result.days, "start": result.start, "end": result.end, "seconds": round(result.seconds, 1),
         "dagster_runs": result.runs, "price_updates": result.price_updates, "portfolios": result.portfolios,
         "exports": {k: str(v) for k, v in result.exports.items()},
+        "report": str(result.report),
     }
     text = "\n".join([
         f"\n{result.days} simulated days ({result.start:%Y-%m-%d} to {result.end:%Y-%m-%d}) in "
@@ -73,6 +74,9 @@ def _demo(args) -> Output:
         "CSV exports:",
         *[f"  {path}" for path in result.exports.values()],
         "",
-        "Next: `prescient report`, or `prescient dev --offline` to browse the runs in the Dagster UI (it serves this demo's world).",
+        f"HTML report (equity curves, positions and trades by name; opens offline): {result.report}",
+        "",
+        "Next: open the HTML report in a browser, `prescient report`, or `prescient dev --offline` to browse "
+        "the runs in the Dagster UI (it serves this demo's world).",
     ])
     return Output(data, text)

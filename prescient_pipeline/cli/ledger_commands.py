@@ -35,6 +35,10 @@ def register(sub, common) -> None:
 
     r = sub.add_parser("report", parents=[common], help="value, P&L and metrics per portfolio")
     r.add_argument("--portfolio", help="only this portfolio id")
+    r.add_argument("--html", metavar="DIR",
+                   help="also write the HTML report (index.html + one page per portfolio) into DIR")
+    r.add_argument("--self-contained", action="store_true",
+                   help="with --html: inline the charting library into every page (each file opens alone)")
     r.set_defaults(handler=_report)
 
     t = sub.add_parser("trades", parents=[common], help="fills, newest first")
@@ -122,6 +126,9 @@ def _report_table(rows: list[dict]) -> str:
 
 
 def _report(args) -> Output:
+    if args.self_contained and not args.html:
+        raise InputError("--self-contained only applies with --html DIR")
+    out = _html_dir(args.html) if args.html else None
     engine = _engine()
     from ..services.status import describe_flag, flagged_positions
 
@@ -132,7 +139,14 @@ def _report(args) -> Output:
     metrics = {r["portfolio_id"]: _reports().backtest_metrics(engine, r["portfolio_id"]) for r in rows}
     if pid is not None:
         text += "\n" + _metrics_text(metrics[pid])
-    return Output({"portfolios": rows, "flagged_positions": flagged, "backtest_metrics": metrics}, text)
+    data = {"portfolios": rows, "flagged_positions": flagged, "backtest_metrics": metrics}
+    if out is None:
+        return Output(data, text)
+    from ..services.html_report import write_report
+
+    files = write_report(engine, out, pid, self_contained=args.self_contained)
+    pages = {pid: str(path) for pid, path in files.pages.items()}
+    return Output({**data, "html": str(files.index), "pages": pages}, text + f"\n\nHTML report: {files.index}")
 
 
 def _metrics_text(m: dict) -> str:
@@ -146,6 +160,13 @@ def _metrics_text(m: dict) -> str:
             f"fills from a book {m['fills_from_book']}, from history only {m['fills_from_history']}")
 
 
+def _html_dir(value: str) -> Path:
+    out = Path(value).expanduser()
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--html must be a directory, and {value} is a file")
+    return out
+
+
 def _trades(args) -> Output:
     engine = _engine()
     try:
@@ -155,10 +176,22 @@ def _trades(args) -> Output:
     if limit <= 0:
         raise InputError("--limit must be positive")
     rows = _reports().recent_trades(engine, _portfolio_filter(engine, args.portfolio), limit)
-    cols = ["trade_id", "portfolio_id", "mode", "executed_at", "action", "market_id", "side", "shares", "price",
+    cols = ["trade_id", "portfolio", "mode", "executed_at", "action", "market", "side", "shares", "price",
             "amount", "fee", "realized_pnl", "reason", "evidence"]
-    text = tabulate([[r[c] for c in cols] for r in rows], headers=cols) if rows else "no trades"
+    table = [[named(r["portfolio_id"], r["portfolio_name"], 24), named(r["market_id"], r["question"], 60)]
+             for r in rows]
+    text = tabulate([[r["trade_id"], portfolio, r["mode"], r["executed_at"], r["action"], market,
+                      *[r[c] for c in cols[6:]]]
+                     for r, (portfolio, market) in zip(rows, table)], headers=cols) if rows else "no trades"
     return Output({"trades": rows}, text)
+
+
+def named(ident, name, width: int) -> str:
+    """`name (id)`, the name cut to `width` characters so a table stays readable."""
+    if not name:
+        return str(ident)
+    name = " ".join(str(name).split())
+    return f"{name[:width - 1]}… ({ident})" if len(name) > width else f"{name} ({ident})"
 
 
 def _export(args) -> Output:

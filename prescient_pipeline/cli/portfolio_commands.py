@@ -13,6 +13,7 @@ from tabulate import tabulate
 
 from ..errors import InputError
 from . import Output
+from .ledger_commands import named
 
 log = logging.getLogger(__name__)
 
@@ -132,24 +133,28 @@ def _list(args) -> Output:
 
 
 def _show(args) -> Output:
-    from ..services.ledger import open_position_rows
     from ..services.status import describe_flag, flagged_positions
 
     engine = _engine()
-    row = _services().get_portfolio(engine, args.portfolio_id)
+    svc = _services()
+    from ..services.reports import open_positions
+
+    row = svc.get_portfolio(engine, args.portfolio_id)
+    positions = open_positions(engine, row["portfolio_id"])  # with their markets' questions
     with engine.connect() as conn:
-        positions = open_position_rows(conn, row["portfolio_id"])
         flagged = flagged_positions(conn, row["portfolio_id"])
-        transfers = _services().transfer_log(conn, row["portfolio_id"])
+        transfers = svc.transfer_log(conn, row["portfolio_id"])
     # Marks are the displayed price; liquidation value is what the bids would pay now.
-    cols = ["market_id", "side", "shares", "avg_price", "cost_basis", "entry_mark", "current_price", "market_value",
+    cols = ["side", "shares", "avg_price", "cost_basis", "entry_mark", "current_price", "market_value",
             "liquidation_value", "unrealized_pnl", "settlement_flag"]
     shown = {k: row[k] for k in LIST_COLUMNS + ["liquidation_value"] if k in row}
     text = f"portfolio {row['portfolio_id']}: {row['name']}\n" + tabulate(shown.items(), tablefmt="plain")
     effective = _effective_config(row)
     text += "\n\n" + _config_text(row, effective)
     text += "\n\nopen positions\n" + (
-        tabulate([[p[c] for c in cols] for p in positions], headers=cols) if positions else "none"
+        tabulate([[named(p["market_id"], p["question"], 60), *[p[c] for c in cols]] for p in positions],
+                 headers=["market", *cols])
+        if positions else "none"
     )
     text += "".join(f"\nflagged: {describe_flag(f)}" for f in flagged)
     if transfers:
@@ -218,5 +223,10 @@ def _pause_all(args) -> Output:
 
 
 def _transfer(args) -> Output:
-    row = _services().transfer(_engine(), args.from_id, args.to_id, args.amount, args.reason)
-    return Output(row, f"moved {row['amount']} from portfolio {row['from_portfolio_id']} to {row['to_portfolio_id']}")
+    from ..services.portfolio_keys import portfolio_names
+
+    engine = _engine()
+    row = _services().transfer(engine, args.from_id, args.to_id, args.amount, args.reason)
+    names = portfolio_names(engine, [row["from_portfolio_id"], row["to_portfolio_id"]])
+    source, target = (named(row[k], names.get(row[k]), 40) for k in ("from_portfolio_id", "to_portfolio_id"))
+    return Output(row, f"moved {row['amount']} from {source} to {target}")

@@ -55,6 +55,7 @@ class DemoResult:
     exports: dict[str, Path]
     runs: int
     price_updates: int
+    report: Path | None = None  # the HTML report's index.html
     notes: list[str] = field(default_factory=list)
 
 
@@ -89,7 +90,7 @@ RUNS_EVERY = 240
 
 
 def run_demo(instance, engine: Engine, *, days: int, seed: int, events: int, price_every: int = 5,
-             runs_every: int | None = None, reset: bool, exports_dir: Path,
+             runs_every: int | None = None, reset: bool, exports_dir: Path, report_dir: Path | None = None,
              progress: Callable[[str], None] = print, history_days: int = 0) -> DemoResult:
     if days < 1 or days > 60:
         raise InputError("--days must be between 1 and 60")
@@ -166,5 +167,9 @@ def run_demo(instance, engine: Engine, *, days: int, seed: int, events: int, pri
         else:
             os.environ[key] = value
     exports = {name: info["path"] for name, info in export_tables(engine, exports_dir).items()}
+    # The report the production portfolio_report_sensor writes after a snapshot, as a run of its job.
+    written = runner.report(instance, str(report_dir) if report_dir else None)
+    runs += 1
+    report = written.asset_materializations_for_node("portfolio_report")[0].metadata["path"].path
     return DemoResult(days, start, end, time.perf_counter() - began, reports.report(engine), exports, runs,
-                      price_updates)
+                      price_updates, report=Path(report))

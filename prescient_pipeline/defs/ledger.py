@@ -8,14 +8,18 @@ import dagster as dg
 import pandas as pd
 
 from ..config import settings
+from ..polymarket.client import PolymarketError
+from ..services.books import fetch_books_for_pending
 from ..services.execution import execute_portfolio
 from ..services.history import archive_signals, snapshot_portfolios
+from ..services.portfolio_keys import portfolio_names
 from ..services.prices import update_prices
 from ..services.reports import unbalanced_portfolios
 from ..services.retention import prune_history
 from ..services.signals import days_with_pending_signals
 from .freshness import every
-from .portfolios import portfolios_partitions
+from .markdown import markdown_table
+from .portfolios import portfolio_tags, portfolios_partitions
 from .resources import Database, PolymarketApi
 from .strategy import SIGNALS, signals_partitions
 
@@ -39,7 +43,9 @@ def _value_events(rows: list[dict], source: str) -> list[dg.AssetMaterialization
         dg.AssetMaterialization(
             asset_key=PORTFOLIO_VALUES.key,
             partition=str(r["portfolio_id"]),
+            description=f"{r['name']} (portfolio {r['portfolio_id']}), {source.replace('_', ' ')}",
             metadata={
+                "portfolio_name": dg.MetadataValue.text(str(r["name"])),
                 "total_value": dg.MetadataValue.float(float(r["total_value"])),
                 "cash": dg.MetadataValue.float(float(r["cash"])),
                 "positions_value": dg.MetadataValue.float(float(r["positions_value"])),
@@ -54,10 +60,7 @@ def _value_events(rows: list[dict], source: str) -> list[dg.AssetMaterialization
 
 
 def _table(rows: list[dict]) -> dg.MetadataValue:
-    if not rows:
-        return dg.MetadataValue.md("_no portfolios_")
-    frame = pd.DataFrame(rows)
-    return dg.MetadataValue.md(frame.to_markdown(index=False, floatfmt=".2f"))
+    return markdown_table(pd.DataFrame(rows), empty="no portfolios", floatfmt=".2f")
 
 
 def _check_books(context, database: Database) -> None:
@@ -79,20 +82,32 @@ class ExecuteSignals(dg.Config):
 
 @dg.op(description="Fill the pending signals of one or more portfolios: risk checks, fills that walk the book, "
        "ledger rows.")
-def execute_signals(context: dg.OpExecutionContext, config: ExecuteSignals, database: Database):
+def execute_signals(context: dg.OpExecutionContext, config: ExecuteSignals, database: Database,
+                    polymarket: PolymarketApi):
     day = date.fromisoformat(config.cycle_date) if config.cycle_date else None
     ids = sorted(set(config.portfolio_ids) | ({config.portfolio_id} if config.portfolio_id is not None else set()))
     engine = database.engine()
+    # One batch of books for every market about to be traded, so fills walk the book as it stands.
+    try:
+        booked = fetch_books_for_pending(engine, polymarket.client(), ids, day)
+    except PolymarketError as exc:  # fill at the last stored observation rather than not at all
+        booked = 0
+        context.log.warning(f"no fresh books before execution ({exc}); filling at the last stored observation")
+    names = portfolio_names(engine, ids) if ids else {}
     rows = []
     for portfolio_id in ids:
         report = execute_portfolio(engine, portfolio_id, day)
-        context.log.info(f"portfolio {portfolio_id}: {report.executed} executed, {report.rejected} rejected, "
-                         f"{report.skipped} already handled")
-        rows.append({"portfolio_id": portfolio_id, "executed": report.executed, "rejected": report.rejected,
-                     "skipped": report.skipped, "spent": float(report.spent), "fees": float(report.fees),
-                     "partial_fills": report.partial, "rejections": report.rejections})
+        context.log.info(f"portfolio {portfolio_id} ({names.get(portfolio_id, '')}): {report.executed} executed, "
+                         f"{report.rejected} rejected, {report.skipped} already handled")
+        rows.append({"portfolio_id": portfolio_id, "name": names.get(portfolio_id, ""), "executed": report.executed,
+                     "rejected": report.rejected, "skipped": report.skipped, "spent": float(report.spent),
+                     "fees": float(report.fees), "partial_fills": report.partial, "rejections": report.rejections})
+    single = {"portfolio_id": dg.MetadataValue.int(ids[0]),
+              "portfolio_name": dg.MetadataValue.text(names.get(ids[0], ""))} if len(ids) == 1 else {}
     context.add_output_metadata({
+        **single,
         "portfolios": dg.MetadataValue.int(len(rows)),
+        "fresh_books": dg.MetadataValue.int(booked),
         "executed": dg.MetadataValue.int(sum(r["executed"] for r in rows)),
         "rejected": dg.MetadataValue.int(sum(r["rejected"] for r in rows)),
         "skipped": dg.MetadataValue.int(sum(r["skipped"] for r in rows)),
@@ -115,10 +130,11 @@ def execute_signals_job():
 EXECUTION_PAGE = 1000
 
 
-def execution_request(cycle_date: str, portfolio_ids: list[int], run_key: str | None = None) -> dg.RunRequest:
+def execution_request(cycle_date: str, portfolio_ids: list[int], run_key: str | None = None,
+                      names: dict[int, str] | None = None) -> dg.RunRequest:
     tags = {"prescient/cycle_date": cycle_date}
-    if len(portfolio_ids) == 1:
-        tags["prescient/portfolio"] = str(portfolio_ids[0])
+    if len(portfolio_ids) == 1:  # a run of several portfolios names them in its metadata
+        tags.update(portfolio_tags(portfolio_ids[0], (names or {}).get(portfolio_ids[0])))
     return dg.RunRequest(
         run_key=run_key,
         run_config={"ops": {"execute_signals": {"config": {
@@ -161,7 +177,8 @@ def execute_signals_sensor(context: dg.SensorEvaluationContext, database: Databa
         if (pid, day) in pending:
             by_day.setdefault(day.isoformat(), set()).add(pid)
             first.setdefault(day.isoformat(), record.storage_id)
-    requests = [execution_request(day, sorted(ids), run_key=f"execute-{day}-{first[day]}")
+    names = portfolio_names(database.engine(), sorted({p for ids in by_day.values() for p in ids})) if by_day else {}
+    requests = [execution_request(day, sorted(ids), run_key=f"execute-{day}-{first[day]}", names=names)
                 for day, ids in sorted(by_day.items())]
     return dg.SensorResult(run_requests=requests, cursor=result.cursor)
 
@@ -231,6 +248,56 @@ portfolio_snapshot_schedule = dg.ScheduleDefinition(
     execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
     description="One history row per portfolio per day (PRESCIENT_SNAPSHOT_CRON, 23:55 UTC by default).",
 )
+
+
+# --- the HTML report ---------------------------------------------------------------------------
+
+class ReportConfig(dg.Config):
+    out_dir: Optional[str] = None  # unset: $PRESCIENT_HOME/reports
+
+
+@dg.asset(
+    name="portfolio_report",
+    deps=[PORTFOLIO_VALUES],
+    group_name="ledger",
+    kinds={"plotly", "html"},
+    description="The HTML portfolio report: index.html comparing every portfolio, and one page each with "
+    "its equity curve, drawdown, daily returns, named positions and trades, fees, metrics and "
+    "settlement flags. Written after every portfolio snapshot (portfolio_report_sensor).",
+)
+def portfolio_report(context: dg.AssetExecutionContext, config: ReportConfig, database: Database):
+    from pathlib import Path
+
+    from ..services.html_report import default_report_dir, write_report
+
+    files = write_report(database.engine(), Path(config.out_dir) if config.out_dir else default_report_dir())
+    context.log.info(f"HTML report of {len(files.pages)} portfolios: {files.index}")
+    pages = pd.DataFrame([{"portfolio_id": pid, "name": files.names[pid], "page": str(path)}
+                          for pid, path in files.pages.items()])
+    return dg.MaterializeResult(metadata={
+        "path": dg.MetadataValue.path(str(files.index)),
+        "url": dg.MetadataValue.url(files.index.as_uri()),
+        "portfolios": dg.MetadataValue.int(len(files.pages)),
+        "pages": dg.MetadataValue.md(pages.to_markdown(index=False) if len(pages) else "_no portfolios_"),
+    })
+
+
+portfolio_report_job = dg.define_asset_job(
+    "portfolio_report_job", selection=dg.AssetSelection.assets(portfolio_report),
+    executor_def=dg.in_process_executor, description="Write the HTML portfolio report.",
+)
+
+
+@dg.run_status_sensor(
+    name="portfolio_report_sensor",
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    monitored_jobs=[portfolio_snapshot_job],
+    request_job=portfolio_report_job,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="After each successful portfolio snapshot, rewrites the HTML portfolio report.",
+)
+def portfolio_report_sensor(context: dg.RunStatusSensorContext):
+    return dg.RunRequest(run_key=f"report-after-{context.dagster_run.run_id}")
 
 
 class ArchiveSignals(dg.Config):

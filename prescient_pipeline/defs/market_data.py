@@ -7,6 +7,7 @@ from ..config import settings
 from ..services.market_checks import BLOCKING, CheckOutcome, RefreshRejected
 from ..services.market_refresh import refresh_markets
 from .freshness import every
+from .markdown import markdown_table
 from .resources import Database, PolymarketApi
 
 EVENTS = dg.AssetKey("polymarket_events")
@@ -82,7 +83,7 @@ def polymarket_market_data(context: dg.AssetExecutionContext, database: Database
             "snapshots": dg.MetadataValue.int(report.snapshots),
             "rejected_total": dg.MetadataValue.int(sum(report.rejected.values())),
             **rejected,
-            "top_markets_by_volume_24hr": dg.MetadataValue.md(top.to_markdown(index=False) if len(top) else "_none_"),
+            "top_markets_by_volume_24hr": markdown_table(top, empty="none"),
             **seconds,
         },
         check_results=_check_results(report.checks),

@@ -4,14 +4,26 @@ and `manage_portfolio_job` for managing portfolios from the UI's launchpad."""
 from typing import Optional
 
 import dagster as dg
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..dagster_home import PORTFOLIO_PARTITIONS, register_portfolio, unregister_portfolio
-from ..errors import InputError
+from ..errors import InputError, one_line
 from ..services import portfolios as svc
 from ..services.portfolio_keys import live_portfolio_ids
 from .resources import Database
 
 portfolios_partitions = dg.DynamicPartitionsDefinition(name=PORTFOLIO_PARTITIONS)
+
+# Partition keys are portfolio ids; runs also carry the name, so the UI shows (and filters by) it.
+PORTFOLIO_TAG = "prescient/portfolio"
+PORTFOLIO_NAME_TAG = "prescient/portfolio_name"
+
+
+def portfolio_tags(portfolio_id: int | str, name: str | None) -> dict[str, str]:
+    tags = {PORTFOLIO_TAG: str(portfolio_id)}
+    if name:
+        tags[PORTFOLIO_NAME_TAG] = name[:200]
+    return tags
 
 
 @dg.sensor(
@@ -83,6 +95,9 @@ def manage_portfolio(context: dg.OpExecutionContext, config: ManagePortfolio, da
         row = _apply(database.engine(), config)
     except ValueError as exc:  # InputError and strategy ConfigError: one clear line, nothing written
         raise dg.Failure(description=str(exc), allow_retries=False) from None
+    except SQLAlchemyError as exc:  # the transaction rolled back: say so, in one line
+        cause = one_line(getattr(exc, "orig", None) or exc)
+        raise dg.Failure(description=f"{config.action} failed in the database, nothing was changed: {cause}") from None
     if row["status"] == "archived":
         unregister_portfolio(context.instance, row["portfolio_id"])
     else:

@@ -10,8 +10,10 @@ from datetime import date
 
 import dagster as dg
 
+from ..abandoned_runs import host_tags
 from ..dagster_home import register_portfolio
 from ..services.portfolio_keys import active_portfolios
+from .portfolios import portfolio_tags
 from .strategy import CYCLE_TAG, day_range_tags, signals_partition_key
 
 log = logging.getLogger(__name__)
@@ -33,14 +35,16 @@ def _defs():
     return defs
 
 
-# The run's own event log keeps every line; the terminal only needs warnings.
-QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# The run's own event log keeps every line, and dagster.yaml sends warnings and errors (with their
+# tracebacks) to the log file; the command that launched the run says in one line what failed.
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def _run(job_name: str, instance: dg.DagsterInstance, run_config: dict | None = None,
          **kwargs) -> dg.ExecuteInProcessResult:
     job = _defs().resolve_job_def(job_name)
-    return job.execute_in_process(instance=instance, raise_on_error=True,
+    tags = {**host_tags(), **(kwargs.pop("tags", None) or {})}
+    return job.execute_in_process(instance=instance, raise_on_error=True, tags=tags,
                                   run_config={**QUIET_CONSOLE, **(run_config or {})}, **kwargs)
 
 
@@ -49,21 +53,30 @@ def refresh(instance: dg.DagsterInstance, day: date | None = None) -> str:
     return _run("refresh_markets_job", instance, tags=tags).run_id
 
 
-def signals(instance: dg.DagsterInstance, day: date, portfolio_ids: int | list[int]) -> str:
+def _tags(ids: list[int], names: dict[int, str] | None) -> dict[str, str] | None:
+    """A run of one portfolio carries its id and name (a run of several shows them per partition)."""
+    return portfolio_tags(ids[0], (names or {}).get(ids[0])) if len(ids) == 1 else None
+
+
+def signals(instance: dg.DagsterInstance, day: date, portfolio_ids: int | list[int],
+            names: dict[int, str] | None = None) -> str:
     """One run of `portfolio_signals` over `day`'s partitions of these portfolios: the day's
     universe is read once in it."""
     ids = [portfolio_ids] if isinstance(portfolio_ids, int) else list(portfolio_ids)
     for portfolio_id in ids:
         register_portfolio(instance, portfolio_id)
     if len(ids) == 1:
-        return _run("portfolio_signals_job", instance, partition_key=signals_partition_key(day, ids[0])).run_id
+        return _run("portfolio_signals_job", instance, partition_key=signals_partition_key(day, ids[0]),
+                    tags=_tags(ids, names)).run_id
     return _run("portfolio_signals_job", instance, tags=day_range_tags(day, ids)).run_id
 
 
-def execute(instance: dg.DagsterInstance, portfolio_ids: int | list[int], day: date | None = None) -> str:
+def execute(instance: dg.DagsterInstance, portfolio_ids: int | list[int], day: date | None = None,
+            names: dict[int, str] | None = None) -> str:
     ids = [portfolio_ids] if isinstance(portfolio_ids, int) else sorted(portfolio_ids)
     config = {"portfolio_ids": ids, "cycle_date": day.isoformat() if day else None}
-    return _run("execute_signals_job", instance, run_config={"ops": {"execute_signals": {"config": config}}}).run_id
+    return _run("execute_signals_job", instance, run_config={"ops": {"execute_signals": {"config": config}}},
+                tags=_tags(ids, names)).run_id
 
 
 def update_prices(instance: dg.DagsterInstance) -> str:
@@ -74,16 +87,23 @@ def snapshot(instance: dg.DagsterInstance) -> str:
     return _run("portfolio_snapshot_job", instance).run_id
 
 
+def report(instance: dg.DagsterInstance, out_dir: str | None = None) -> dg.ExecuteInProcessResult:
+    """Write the HTML report (what portfolio_report_sensor starts after each snapshot)."""
+    config = {"ops": {"portfolio_report": {"config": {"out_dir": out_dir}}}} if out_dir else None
+    return _run("portfolio_report_job", instance, run_config=config)
+
+
 def run_cycle(instance: dg.DagsterInstance, engine, day: date, portfolio_id: int | None = None,
               with_snapshot: bool = True) -> CycleResult:
     """Refresh; then `day`'s signals of every active portfolio (or one) in one run and their
     execution in one more; then a snapshot: the runs the schedule and sensors launch."""
     result = CycleResult(day, refresh(instance, day))
-    result.portfolio_ids = [p["portfolio_id"] for p in active_portfolios(engine)
-                            if portfolio_id is None or p["portfolio_id"] == portfolio_id]
+    names = {p["portfolio_id"]: p["name"] for p in active_portfolios(engine)
+             if portfolio_id is None or p["portfolio_id"] == portfolio_id}
+    result.portfolio_ids = list(names)
     if result.portfolio_ids:
-        result.signals_run = signals(instance, day, result.portfolio_ids)
-        result.execution_run = execute(instance, result.portfolio_ids, day)
+        result.signals_run = signals(instance, day, result.portfolio_ids, names)
+        result.execution_run = execute(instance, result.portfolio_ids, day, names)
     if with_snapshot:
         result.snapshot_run = snapshot(instance)
     return result

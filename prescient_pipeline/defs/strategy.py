@@ -26,7 +26,8 @@ from ..services.portfolio_keys import active_portfolios, backtest_portfolio_ids,
 from ..services.portfolios import get_portfolio
 from ..services.signals import as_of_for, generate_signals, universe_for
 from .market_data import MARKETS, refresh_markets_job
-from .portfolios import portfolios_partitions
+from .markdown import markdown_table
+from .portfolios import portfolio_tags, portfolios_partitions
 from .resources import Database
 
 SIGNALS = dg.AssetKey("portfolio_signals")
@@ -187,11 +188,12 @@ def _by_day(partition_keys) -> dict[date, list[int]]:
 
 def _signal_metadata(context, engine, portfolio_id: int, cycle_date: date, as_of: datetime,
                      universe: pd.DataFrame, daily_cycle: bool) -> dict:
+    portfolio = get_portfolio(engine, portfolio_id)
     base = {
         "portfolio_id": dg.MetadataValue.int(portfolio_id),
+        "portfolio_name": dg.MetadataValue.text(portfolio["name"]),
         "as_of": dg.MetadataValue.text(as_of.isoformat()),
     }
-    portfolio = get_portfolio(engine, portfolio_id)
     if daily_cycle and not uses_daily_cycle(portfolio):
         # Inside the day's range, but it trades on its own `cycle_cron` (portfolio_cadence_sensor).
         return {**base, "signals": dg.MetadataValue.int(0),
@@ -204,14 +206,14 @@ def _signal_metadata(context, engine, portfolio_id: int, cycle_date: date, as_of
     funnel = {f"markets_after_{step}": dg.MetadataValue.int(n) for step, n in run.funnel}
     preview_cols = ["market_id", "side", "amount", "price_seen", "confidence", "reason", "group_id"]
     preview = run.signals[preview_cols].head(20) if len(run.signals) else pd.DataFrame(columns=preview_cols)
-    context.log.info(f"{len(run.signals)} signals for portfolio {run.portfolio_id} on {cycle_date}")
+    context.log.info(f"{len(run.signals)} signals for portfolio {run.portfolio_id} ({portfolio['name']}) on {cycle_date}")
     return {
         **base,
         **funnel,
         "signals": dg.MetadataValue.int(len(run.signals)),
         "signals_amount": dg.MetadataValue.float(float(run.signals["amount"].sum()) if len(run.signals) else 0.0),
         "pending_replaced": dg.MetadataValue.int(run.replaced),
-        "preview": dg.MetadataValue.md(preview.to_markdown(index=False) if len(preview) else "_no signals_"),
+        "preview": markdown_table(preview, empty="no signals"),
     }
 
 
@@ -290,5 +292,6 @@ def portfolio_cadence_sensor(context: dg.SensorEvaluationContext, database: Data
             requests.append(dg.RunRequest(
                 run_key=f"cadence-{p['portfolio_id']}-{tick.isoformat()}",
                 partition_key=signals_partition_key(tick.date(), p["portfolio_id"]),
+                tags=portfolio_tags(p["portfolio_id"], p["name"]),
             ))
     return dg.SensorResult(run_requests=requests, cursor=str(now.timestamp()))

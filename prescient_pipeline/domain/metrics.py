@@ -107,8 +107,15 @@ def max_drawdown(values: pd.Series, initial_balance: Any, transfers: pd.Series |
     returns = daily_returns(values, initial_balance, transfers)
     if returns.empty:
         return NAN
-    wealth = np.concatenate([[1.0], wealth_index(returns).to_numpy()])
-    return float((wealth / np.maximum.accumulate(wealth) - 1).min())
+    return float(min(0.0, drawdown_series(returns).min()))
+
+
+def drawdown_series(returns: pd.Series) -> pd.Series:
+    """Each day's fall from the running peak of wealth (<= 0), with the start (wealth 1) as the
+    first peak: the series whose minimum is `max_drawdown`."""
+    wealth = wealth_index(returns)
+    peak = np.maximum.accumulate(np.concatenate([[1.0], wealth.to_numpy()]))[1:]
+    return (wealth / peak - 1).rename("drawdown")
 
 
 def cagr(start_value: Any, end_value: Any, days: int, periods: int = PERIODS_PER_YEAR) -> float:
@@ -214,6 +221,26 @@ def _round_trip_pnls(round_trips: Any) -> list:
     return list(round_trips)
 
 
+def _history_series(history_frame: pd.DataFrame) -> tuple[pd.Series, pd.Series | None]:
+    """Total values by date and the day's net transfer flows, from `portfolio_history` rows."""
+    frame = history_frame
+    if "snapshot_date" in frame.columns:
+        frame = frame.set_index("snapshot_date")
+    values = frame["total_value"] if len(frame) else pd.Series(dtype=float)
+    transfers = None
+    if "net_transfers" in frame.columns and len(frame):
+        cumulative = _by_date(frame["net_transfers"].fillna(0))
+        transfers = cumulative.diff()
+        transfers.iloc[0] = cumulative.iloc[0]
+    return values, transfers
+
+
+def history_returns(history_frame: pd.DataFrame, initial_balance: Any) -> pd.Series:
+    """The daily returns `performance` computes its ratios from, indexed by snapshot date."""
+    values, transfers = _history_series(history_frame)
+    return daily_returns(values, initial_balance, transfers)
+
+
 def performance(
     history_frame: pd.DataFrame,
     round_trips: Any,
@@ -229,15 +256,7 @@ def performance(
     `round_trips`: a frame with realized_pnl (ordered by closed_at when present) or the P&L
     values in closing order.
     """
-    frame = history_frame
-    if "snapshot_date" in frame.columns:
-        frame = frame.set_index("snapshot_date")
-    values = frame["total_value"] if len(frame) else pd.Series(dtype=float)
-    transfers = None
-    if "net_transfers" in frame.columns and len(frame):
-        cumulative = _by_date(frame["net_transfers"].fillna(0))
-        transfers = cumulative.diff()
-        transfers.iloc[0] = cumulative.iloc[0]
+    values, transfers = _history_series(history_frame)
     returns = daily_returns(values, initial_balance, transfers)
     days = len(returns)
 
@@ -265,6 +284,8 @@ __all__ = [
     "sortino",
     "wealth_index",
     "max_drawdown",
+    "drawdown_series",
+    "history_returns",
     "cagr",
     "calmar",
     "period_returns",

@@ -72,11 +72,14 @@ def fetch_books_for(engine: Engine, client: PolymarketClient, market_ids: Iterab
         return write_market_updates(conn, rows, observed_at, CLOB)
 
 
-def fetch_books_for_pending(engine: Engine, client: PolymarketClient, portfolio_id: int,
+def fetch_books_for_pending(engine: Engine, client: PolymarketClient, portfolio_ids: Iterable[int],
                             cycle_date: date | None = None) -> int:
-    """fetch_books_for the markets of a portfolio's pending signals: one batch of books just
+    """fetch_books_for the markets of these portfolios' pending signals: one batch of books just
     before live execution, so its fills walk the book as it stands. Not for backtests, whose fills
     must read observations at or before each signal's as-of."""
     with engine.connect() as conn:
-        market_ids = {signal["market_id"] for signal in pending_signals(conn, portfolio_id, cycle_date)}
+        live = set(conn.execute(text("SELECT portfolio_id FROM portfolios WHERE mode = 'live' "
+                                     "AND portfolio_id = ANY(:ids)"), {"ids": list(portfolio_ids)}).scalars())
+        market_ids = {signal["market_id"] for portfolio_id in sorted(live)
+                      for signal in pending_signals(conn, portfolio_id, cycle_date)}
     return fetch_books_for(engine, client, market_ids)

@@ -22,7 +22,8 @@ def active_portfolios(engine: Engine) -> list[dict]:
     backtest portfolio trades only when replayed."""
     with engine.connect() as conn:
         rows = conn.execute(
-            select(portfolios.c.portfolio_id, portfolios.c.strategy_type, portfolios.c.strategy_config)
+            select(portfolios.c.portfolio_id, portfolios.c.name, portfolios.c.strategy_type,
+                   portfolios.c.strategy_config)
             .where(portfolios.c.status == "active", portfolios.c.mode == "live").order_by(portfolios.c.portfolio_id)
         )
         return [dict(r._mapping) for r in rows]
@@ -53,3 +54,12 @@ def backtest_portfolio_ids(engine: Engine, portfolio_ids) -> set[int]:
     with engine.connect() as conn:
         return set(conn.execute(select(portfolios.c.portfolio_id).where(
             portfolios.c.portfolio_id.in_(ids), portfolios.c.mode == "backtest")).scalars())
+
+
+def portfolio_names(engine: Engine, ids: list[int] | None = None) -> dict[int, str]:
+    """Portfolio id -> name (all portfolios, or these ids), to show names next to ids."""
+    query = select(portfolios.c.portfolio_id, portfolios.c.name)
+    if ids is not None:
+        query = query.where(portfolios.c.portfolio_id.in_([int(i) for i in ids]))
+    with engine.connect() as conn:
+        return {pid: name for pid, name in conn.execute(query)}

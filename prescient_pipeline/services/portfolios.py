@@ -7,6 +7,7 @@ input leaves the tables exactly as they were. Values always travel as bound para
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -20,7 +21,13 @@ from ..errors import InputError
 STATUSES = ("active", "paused", "archived")
 # Fields `update` may change; everything else (balances, counters) moves only through the ledger.
 UPDATABLE = ("name", "description", "strategy_config", "max_position_size", "max_total_exposure", "max_positions")
+# Limits that keep every value inside its column (money is NUMERIC(20,6); share counts derived from
+# a balance at a price of 0.001 must fit too) and user text a sensible size.
 MAX_NAME_LENGTH = 100
+MAX_TEXT_LENGTH = 2000  # description, reasons
+MAX_MONEY = Decimal("1000000000")  # $1bn
+MAX_COUNT = 100_000  # max_positions; the column is a 32-bit integer
+MAX_CONFIG_BYTES = 64 * 1024
 
 
 # --- input parsing -----------------------------------------------------------------------------
@@ -36,6 +43,8 @@ def parse_money(value: Any, field: str, *, allow_none: bool = False) -> Decimal 
         raise InputError(f"{field} must be a number, got {value!r}") from None
     if not amount.is_finite() or amount <= 0:
         raise InputError(f"{field} must be a positive number, got {value!r}")
+    if amount > MAX_MONEY:
+        raise InputError(f"{field} must be at most {MAX_MONEY:,}, got {value!r}")
     if amount.as_tuple().exponent < -6:
         raise InputError(f"{field} has more than 6 decimal places: {value!r}")
     return amount
@@ -50,12 +59,17 @@ def parse_count(value: Any, field: str) -> int | None:
         raise InputError(f"{field} must be a whole number, got {value!r}") from None
     if count <= 0:
         raise InputError(f"{field} must be positive, got {value!r}")
+    if count > MAX_COUNT:
+        raise InputError(f"{field} must be at most {MAX_COUNT:,}, got {value!r}")
     return count
 
 
 def parse_config(value: Any) -> dict:
     if value is None or value == "":
         return {}
+    size = len(value.encode() if isinstance(value, str) else json.dumps(value, default=str).encode())
+    if size > MAX_CONFIG_BYTES:
+        raise InputError(f"config is {size:,} bytes; the limit is {MAX_CONFIG_BYTES:,}")
     if isinstance(value, dict):
         return value
     try:
@@ -73,7 +87,27 @@ def parse_name(value: Any) -> str:
         raise InputError("name must be a non-empty string")
     if len(name) > MAX_NAME_LENGTH:
         raise InputError(f"name is longer than {MAX_NAME_LENGTH} characters")
+    _refuse_control_characters(name, "name")
     return name
+
+
+def parse_text(value: Any, field: str) -> str | None:
+    """Free text (description, reason): optional, bounded, printable."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InputError(f"{field} must be text")
+    if len(value) > MAX_TEXT_LENGTH:
+        raise InputError(f"{field} is longer than {MAX_TEXT_LENGTH} characters")
+    _refuse_control_characters(value, field)
+    return value
+
+
+def _refuse_control_characters(value: str, field: str) -> None:
+    # Control characters (newlines, escapes, NUL) would forge lines in tables, logs and terminals.
+    bad = next((c for c in value if unicodedata.category(c) == "Cc"), None)
+    if bad is not None:
+        raise InputError(f"{field} contains a control character ({ord(bad):#04x})")
 
 
 def parse_portfolio_id(value: Any) -> int:
@@ -110,7 +144,7 @@ class NewPortfolio:
             strategy_type=strategy_impl.name,
             initial_balance=parse_money(balance, "balance"),
             strategy_config=overrides,
-            description=description,
+            description=parse_text(description, "description"),
             max_position_size=parse_money(max_position_size, "max_position_size", allow_none=True),
             max_total_exposure=parse_money(max_total_exposure, "max_total_exposure", allow_none=True),
             max_positions=parse_count(max_positions, "max_positions"),
@@ -189,7 +223,7 @@ def update_portfolio(engine: Engine, portfolio_id: Any, changes: dict, *, replac
     if "name" in changes:
         values["name"] = parse_name(changes["name"])
     if "description" in changes:
-        values["description"] = changes["description"]
+        values["description"] = parse_text(changes["description"], "description")
     for field in ("max_position_size", "max_total_exposure"):
         if field in changes:
             values[field] = parse_money(changes[field], field, allow_none=True)
@@ -233,6 +267,7 @@ def set_status(engine: Engine, portfolio_id: Any, status: str, reason: str | Non
     """
     if status not in STATUSES:
         raise InputError(f"status must be one of {', '.join(STATUSES)}")
+    reason = parse_text(reason, "reason")
     with engine.begin() as conn:
         current = get_portfolio(conn, portfolio_id, for_update=True)
         if current["status"] == status:
@@ -260,6 +295,7 @@ def pause_all(engine: Engine, reason: str) -> list[int]:
     """Emergency stop: every active portfolio becomes paused, with the reason recorded."""
     if not (reason or "").strip():
         raise InputError("a reason is required to pause every portfolio")
+    reason = parse_text(reason, "reason")
     with engine.begin() as conn:
         rows = conn.execute(
             update(portfolios)
@@ -286,6 +322,7 @@ def transfer(engine: Engine, from_id: Any, to_id: Any, amount: Any, reason: str 
     if src == dst:
         raise InputError("cannot transfer a portfolio's cash to itself")
     value = parse_money(amount, "amount")
+    reason = parse_text(reason, "reason")
     with engine.begin() as conn:
         # Lock both rows in id order so two opposite transfers cannot deadlock.
         locked = {pid: get_portfolio(conn, pid, for_update=True) for pid in sorted((src, dst))}

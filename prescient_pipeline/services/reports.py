@@ -41,15 +41,33 @@ def recent_trades(engine: Engine, portfolio_id: int | None = None, limit: int = 
     with engine.connect() as conn:
         rows = conn.execute(text(
             """
-            SELECT t.trade_id, t.portfolio_id, p.mode, t.executed_at, t.action, t.market_id, m.question, t.side,
+            SELECT t.trade_id, t.portfolio_id, p.name AS portfolio_name, p.mode, t.executed_at, t.action,
+                   t.market_id, coalesce(m.question, pp.question) AS question, t.side,
                    t.shares, t.price, t.amount, t.fee, t.cash_delta, t.realized_pnl, t.reason,
                    t.evidence, t.requested_amount, t.mid_price, t.slippage, t.observed_at
-            FROM trades t JOIN portfolios p ON p.portfolio_id = t.portfolio_id
+            FROM trades t
+            JOIN portfolios p ON p.portfolio_id = t.portfolio_id
             LEFT JOIN markets m ON m.market_id = t.market_id
+            LEFT JOIN portfolio_positions pp ON pp.position_id = t.position_id
             WHERE (CAST(:pid AS integer) IS NULL OR t.portfolio_id = :pid)
             ORDER BY t.executed_at DESC, t.trade_id DESC LIMIT :limit
             """
         ), {"pid": portfolio_id, "limit": limit})
+        return [dict(r._mapping) for r in rows]
+
+
+def open_positions(engine: Engine, portfolio_id: int) -> list[dict]:
+    """A portfolio's open positions with their market's question (the market row's, else the
+    one stored with the position)."""
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            """
+            SELECT pp.*, coalesce(m.question, pp.question) AS question
+            FROM portfolio_positions pp LEFT JOIN markets m ON m.market_id = pp.market_id
+            WHERE pp.portfolio_id = :pid AND pp.status = 'open'
+            ORDER BY pp.position_id
+            """
+        ), {"pid": portfolio_id})
         return [dict(r._mapping) for r in rows]
 
 

@@ -16,9 +16,9 @@ The model, in short:
   ["0.5","0.5"]. New events appear every hour so the open universe keeps its size.
 
 A world with a past (`history_days` N > 0) is the world that began N days before `start` (on the
-hour) and ran forward to it: every step of those days is the same random walk the live clock runs, so what the
-past serves (closed markets with their `closedTime` and final `outcomePrices`, hourly
-`/prices-history` points) is exactly what a simulator serving those days live answered. Its
+hour) and ran forward to it: every step of those days is the same random walk the live clock
+runs, so what the past serves (closed markets with their `closedTime` and final `outcomePrices`,
+hourly `/prices-history` points) is exactly what a simulator serving those days live answered. Its
 present therefore differs from the history-free world of the same seed started at `start`.
 Worlds with a past also resolve some binary markets early, before their end date (drawn from a
 generator of their own); `history_days=0` keeps every seed's answers as they always were.
