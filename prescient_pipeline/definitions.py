@@ -34,6 +34,7 @@ defs = dg.Definitions(
         ledger.execute_signals_sensor,
         run_health.abandoned_runs_sensor,
         ledger.portfolio_report_sensor,
+        ledger.backtest_report_sensor,
     ],
     resources=default_resources(),
 )

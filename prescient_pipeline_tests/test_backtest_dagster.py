@@ -174,3 +174,26 @@ def test_a_backtests_partitions_start_at_its_first_day(history, monkeypatch):
     create_backtest(history, "momentum", CONFIG, 1000, DAY2, DAY3, name="later")
     # created today (after DAY3), replaying from DAY2: the grid starts at DAY2 so its days can be backfilled
     assert partitions_start() == DAY2.isoformat()
+
+
+def test_replayed_days_rewrite_the_html_report_on_the_replayed_timeline(history, tmp_path):
+    from prescient_pipeline.defs.ledger import backtest_report_sensor, portfolio_report_job
+    from prescient_pipeline.services.html_report import load_pages
+
+    engine = history
+    pid = create_backtest(engine, "momentum", CONFIG, 1000, DAY1, DAY3, name="reported")["portfolio_id"]
+    with dg.instance_for_test() as instance:
+        assert tick(backtest_report_sensor, instance).run_requests == [], "nothing replayed yet"
+        run = runner.signals(instance, DAY3, pid)
+        first = tick(backtest_report_sensor, instance)
+        assert [(r.run_key, r.job_name) for r in first.run_requests] == [(f"report-after-{run}", None)]
+        assert backtest_report_sensor.job_name == portfolio_report_job.name
+        assert tick(backtest_report_sensor, instance, first.cursor).run_requests == [], "once per replay"
+        assert runner.report(instance, str(tmp_path)).success
+    assert (tmp_path / f"portfolio-{pid}.html").exists()
+    (page,) = load_pages(engine, pid)
+    curve = page.equity_curve()
+    # the equity curve runs on the replayed days (DAY1 09:00 .. end of DAY3), not on the wall clock
+    times = [t.to_pydatetime() if hasattr(t, "to_pydatetime") else t for t in curve["time"]]
+    assert min(times).date() == DAY1 and max(times).date() == DAY3
+    assert curve["total_value"].iloc[-1] == pytest.approx(float(page.summary["total_value"]))

@@ -263,7 +263,7 @@ class ReportConfig(dg.Config):
     kinds={"plotly", "html"},
     description="The HTML portfolio report: index.html comparing every portfolio, and one page each with "
     "its equity curve, drawdown, daily returns, named positions and trades, fees, metrics and "
-    "settlement flags. Written after every portfolio snapshot (portfolio_report_sensor).",
+    "settlement flags. Written after every portfolio snapshot (portfolio_report_sensor) and after backtest days are replayed (backtest_report_sensor).",
 )
 def portfolio_report(context: dg.AssetExecutionContext, config: ReportConfig, database: Database):
     from pathlib import Path
@@ -298,6 +298,22 @@ portfolio_report_job = dg.define_asset_job(
 )
 def portfolio_report_sensor(context: dg.RunStatusSensorContext):
     return dg.RunRequest(run_key=f"report-after-{context.dagster_run.run_id}")
+
+
+@dg.sensor(
+    name="backtest_report_sensor",
+    job=portfolio_report_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="After backtest days are replayed (portfolio_signals partitions of a backtest portfolio, "
+    "by any run or backfill), rewrites the HTML portfolio report: one run per tick, whatever the "
+    "number of days replayed since the last.",
+)
+def backtest_report_sensor(context: dg.SensorEvaluationContext):
+    result = context.instance.fetch_materializations(SIGNALS, limit=EXECUTION_PAGE, cursor=context.cursor, ascending=True)
+    runs = sorted({r.run_id for r in result.records if _is_backtest(r)})
+    requests = [dg.RunRequest(run_key=f"report-after-{runs[-1]}")] if runs else []
+    return dg.SensorResult(run_requests=requests, cursor=result.cursor)
 
 
 class ArchiveSignals(dg.Config):
