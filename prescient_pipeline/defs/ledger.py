@@ -263,7 +263,8 @@ class ReportConfig(dg.Config):
     kinds={"plotly", "html"},
     description="The HTML portfolio report: index.html comparing every portfolio, and one page each with "
     "its equity curve, drawdown, daily returns, named positions and trades, fees, metrics and "
-    "settlement flags. Written after every portfolio snapshot (portfolio_report_sensor) and after backtest days are replayed (backtest_report_sensor).",
+    "settlement flags. Written after every portfolio snapshot (portfolio_report_sensor) and after "
+    "backtest days are replayed (backtest_report_sensor).",
 )
 def portfolio_report(context: dg.AssetExecutionContext, config: ReportConfig, database: Database):
     from pathlib import Path
