@@ -97,11 +97,13 @@ def execute_signals(context: dg.OpExecutionContext, config: ExecuteSignals, data
     rows = []
     for portfolio_id in ids:
         report = execute_portfolio(engine, portfolio_id, day)
-        context.log.info(f"portfolio {portfolio_id} ({names.get(portfolio_id, '')}): {report.executed} executed, "
-                         f"{report.rejected} rejected, {report.skipped} already handled")
         rows.append({"portfolio_id": portfolio_id, "name": names.get(portfolio_id, ""), "executed": report.executed,
                      "rejected": report.rejected, "skipped": report.skipped, "spent": float(report.spent),
                      "fees": float(report.fees), "partial_fills": report.partial, "rejections": report.rejections})
+    # One line for the run (each line is an event stored in the instance); the metadata table
+    # below has every portfolio.
+    context.log.info(f"{len(rows)} portfolios: {sum(r['executed'] for r in rows)} executed, "
+                     f"{sum(r['rejected'] for r in rows)} rejected, {sum(r['skipped'] for r in rows)} already handled")
     single = {"portfolio_id": dg.MetadataValue.int(ids[0]),
               "portfolio_name": dg.MetadataValue.text(names.get(ids[0], ""))} if len(ids) == 1 else {}
     context.add_output_metadata({

@@ -201,12 +201,10 @@ def _signal_metadata(context, engine, portfolio_id: int, cycle_date: date, as_of
     run = generate_signals(engine, portfolio_id, cycle_date, as_of, universe)
     base["strategy_type"] = dg.MetadataValue.text(run.strategy_type)
     if run.skipped:
-        context.log.info(run.skipped)
         return {**base, "signals": dg.MetadataValue.int(0), "skipped": dg.MetadataValue.text(run.skipped)}
     funnel = {f"markets_after_{step}": dg.MetadataValue.int(n) for step, n in run.funnel}
     preview_cols = ["market_id", "side", "amount", "price_seen", "confidence", "reason", "group_id"]
     preview = run.signals[preview_cols].head(20) if len(run.signals) else pd.DataFrame(columns=preview_cols)
-    context.log.info(f"{len(run.signals)} signals for portfolio {run.portfolio_id} ({portfolio['name']}) on {cycle_date}")
     return {
         **base,
         **funnel,

@@ -53,15 +53,22 @@ _PLACEHOLDER_QUESTION = re.compile(
 
 
 def placeholder_legs(markets: pd.DataFrame) -> np.ndarray:
-    """Markets that are an augmented negRisk event's placeholder or "Other" outcome."""
-    titles = markets["group_item_title"] if "group_item_title" in markets else pd.Series(None, index=markets.index)
-    named = [
-        bool(_PLACEHOLDER_TITLE.search(t)) if isinstance(t, str) and t.strip()
-        else bool(_PLACEHOLDER_QUESTION.search(q)) if isinstance(q, str) else False
-        for t, q in zip(titles, markets["question"])
-    ]
+    """Markets that are an augmented negRisk event's placeholder or "Other" outcome: by their
+    group item title where they have one, else (negRisk markets only: a binary market asking
+    about "another" something is no placeholder) by their question."""
+    titles = (markets["group_item_title"].to_numpy(dtype=object) if "group_item_title" in markets
+              else np.full(len(markets), None, dtype=object))
+    questions = markets["question"].to_numpy(dtype=object)
+    neg_risk = (markets["neg_risk"].fillna(False).to_numpy(dtype=bool) if "neg_risk" in markets
+                else np.ones(len(markets), dtype=bool))
+    named = np.zeros(len(markets), dtype=bool)
+    for row, (title, question, in_neg_risk) in enumerate(zip(titles, questions, neg_risk)):
+        if isinstance(title, str) and title.strip():
+            named[row] = _PLACEHOLDER_TITLE.search(title) is not None
+        elif in_neg_risk and isinstance(question, str):
+            named[row] = _PLACEHOLDER_QUESTION.search(question) is not None
     other = markets["neg_risk_other"].fillna(False).to_numpy(dtype=bool) if "neg_risk_other" in markets else False
-    return np.asarray(named, dtype=bool) | other
+    return named | other
 
 
 def augmented_events(markets: pd.DataFrame, placeholders: np.ndarray) -> np.ndarray:
