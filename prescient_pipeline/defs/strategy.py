@@ -94,6 +94,7 @@ def portfolio_signals(context: dg.AssetExecutionContext, database: Database):
     by_day = _by_day(context.partition_keys)
     backtests = backtest_portfolio_ids(engine, {pid for ids in by_day.values() for pid in ids})
     universes: dict = {}  # backtest portfolios replaying the same day share its universe read
+    replayed_now = 0
     for cycle_date, portfolio_ids in by_day.items():
         live = [pid for pid in portfolio_ids if pid not in backtests]
         universe = None
@@ -117,6 +118,9 @@ def portfolio_signals(context: dg.AssetExecutionContext, database: Database):
                 if portfolio_id in backtests:  # so live execution leaves it alone (execute_signals_sensor)
                     metadata["mode"] = dg.MetadataValue.text("backtest")
             context.add_asset_metadata(metadata, partition_key=str(key))
+            replayed_now += metadata["days_replayed_now"].value if "days_replayed_now" in metadata else 0
+    if backtests:
+        context.log.info(f"{len(backtests)} backtest portfolios: {replayed_now} days replayed")
     return dg.MaterializeResult(check_results=[
         dg.AssetCheckResult(
             check_name=EVERY_PORTFOLIO_SIGNALLED, passed=not failed,
@@ -137,8 +141,6 @@ def _replay_metadata(context, engine, portfolio_id: int, day: date, universes: d
                 "skipped": dg.MetadataValue.text(
                     f"{day} is outside the backtest's window {portfolio['backtest_from']} .. {portfolio['backtest_to']}")}
     replayed = replay_through(engine, portfolio_id, day, universes=universes)
-    if replayed:
-        context.log.info(f"backtest portfolio {portfolio_id}: replayed {', '.join(str(r.day) for r in replayed)}")
     result = next((r for r in replayed if r.day == day), None)
     if result is None:  # replayed by an earlier run: its recorded figures
         result = next((SimpleNamespace(**r) for r in replayed_days(engine, portfolio_id)
