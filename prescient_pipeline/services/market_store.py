@@ -182,6 +182,18 @@ def write_market_updates(conn, markets: list[dict], observed_at: datetime, sourc
 _UNIVERSE_SQL = """
 WITH universe AS (
     SELECT s.market_id FROM market_snapshots s WHERE s.source = 'gamma' AND s.ts = :refreshed
+), window_rows AS (
+    -- Everything observed since that refresh: one refresh's rows plus price updates, whatever
+    -- the statistics of a partition that is still filling say.
+    SELECT * FROM market_snapshots s WHERE s.ts >= :refreshed AND s.ts <= :as_of
+), l AS (
+    SELECT DISTINCT ON (market_id) market_id, liquidity, volume, volume_24hr, active, closed
+    FROM window_rows WHERE source IN ('gamma', 'gamma_update')
+    ORDER BY market_id, ts DESC
+), p AS (
+    SELECT DISTINCT ON (market_id) market_id, ts, yes_price, no_price, best_bid, best_ask
+    FROM window_rows
+    ORDER BY market_id, ts DESC, (source = 'clob')
 )
 SELECT m.market_id, m.event_id, m.question, coalesce(m.category, e.category) AS category,
        m.tags AS market_tags, e.tags AS event_tags,
@@ -190,17 +202,8 @@ SELECT m.market_id, m.event_id, m.question, coalesce(m.category, e.category) AS 
        m.neg_risk_other, coalesce(e.neg_risk_augmented, false) AS neg_risk_augmented,
        m.yes_token_id, m.no_token_id, e.end_date AS event_end_date, e.market_count AS event_market_count, p.ts AS observed_at
 FROM universe u
-CROSS JOIN LATERAL (
-    SELECT s.liquidity, s.volume, s.volume_24hr, s.active, s.closed FROM market_snapshots s
-    WHERE s.market_id = u.market_id AND s.ts <= :as_of AND s.ts >= :refreshed
-      AND s.source IN ('gamma', 'gamma_update')
-    ORDER BY s.ts DESC LIMIT 1
-) l
-CROSS JOIN LATERAL (
-    SELECT s.ts, s.yes_price, s.no_price, s.best_bid, s.best_ask FROM market_snapshots s
-    WHERE s.market_id = u.market_id AND s.ts <= :as_of AND s.ts >= :refreshed
-    ORDER BY s.ts DESC, (s.source = 'clob') LIMIT 1
-) p
+JOIN l ON l.market_id = u.market_id
+JOIN p ON p.market_id = u.market_id
 JOIN markets m ON m.market_id = u.market_id
 LEFT JOIN events e ON e.event_id = m.event_id
 """
