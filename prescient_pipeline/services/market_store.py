@@ -215,6 +215,10 @@ def universe_as_of(engine: Engine, as_of: datetime) -> pd.DataFrame:
         # Bound first, so the planner prunes the history to the partitions between the two.
         refreshed = conn.execute(text("SELECT max(ts) FROM market_refreshes WHERE source = 'gamma' AND ts <= :as_of"),
                                  {"as_of": as_of}).scalar()
+        # Today's partition is read while it fills, before autovacuum has analysed it: believing
+        # it nearly empty, the planner would loop over the window once per market. Hash joins
+        # cost the same at any size.
+        conn.execute(text("SET LOCAL enable_nestloop = off"))
         frame = pd.read_sql_query(text(_UNIVERSE_SQL), conn,
                                   params={"as_of": as_of, "refreshed": refreshed or as_of})
     return to_market_frame(frame)
