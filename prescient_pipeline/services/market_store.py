@@ -185,7 +185,9 @@ WITH universe AS (
 ), window_rows AS (
     -- Everything observed since that refresh: one refresh's rows plus price updates, whatever
     -- the statistics of a partition that is still filling say.
-    SELECT * FROM market_snapshots s WHERE s.ts >= :refreshed AND s.ts <= :as_of
+    SELECT s.market_id, s.ts, s.source, s.yes_price, s.no_price, s.best_bid, s.best_ask, s.liquidity,
+           s.volume, s.volume_24hr, s.active, s.closed
+    FROM market_snapshots s WHERE s.ts >= :refreshed AND s.ts <= :as_of
 ), l AS (
     SELECT DISTINCT ON (market_id) market_id, liquidity, volume, volume_24hr, active, closed
     FROM window_rows WHERE source IN ('gamma', 'gamma_update')
@@ -206,6 +208,7 @@ JOIN l ON l.market_id = u.market_id
 JOIN p ON p.market_id = u.market_id
 JOIN markets m ON m.market_id = u.market_id
 LEFT JOIN events e ON e.event_id = m.event_id
+ORDER BY u.market_id  -- one order whatever plan: strategies' ties and the tests see the same frame
 """
 
 
