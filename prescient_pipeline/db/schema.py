@@ -52,6 +52,24 @@ def _portfolio_fk() -> Column:
 UPDATED_IN_PLACE = {"fillfactor": 70}
 
 
+def _venue_observation_columns() -> list[Column]:
+    """What `markets` (current state) and `market_snapshots` (each observation) both keep of a
+    market's rules, fees and book: new Column objects for each table."""
+    return [
+        # Market rules and fee parameters, as the venue states them (NULL: not stated).
+        Column("protocol_version", Text),
+        Column("tick_size", PRICE),
+        Column("min_order_size", SHARES),
+        Column("fees_enabled", Boolean),
+        Column("fee_rate", RATIO),
+        Column("fee_exponent", RATIO),
+        Column("fee_taker_only", Boolean),
+        # Top of the YES book, best level first, up to 20 a side: [[price, size], ...].
+        Column("bids", JSONB),
+        Column("asks", JSONB),
+    ]
+
+
 # --- shared market data -------------------------------------------------------------------
 
 events = Table(
@@ -115,17 +133,7 @@ markets = Table(
     Column("start_date", TS),
     Column("end_date", TS),
     Column("closed_time", TS),
-    # Market rules and fee parameters, as the venue states them (NULL: not stated).
-    Column("protocol_version", Text),
-    Column("tick_size", PRICE),
-    Column("min_order_size", SHARES),
-    Column("fees_enabled", Boolean),
-    Column("fee_rate", RATIO),
-    Column("fee_exponent", RATIO),
-    Column("fee_taker_only", Boolean),
-    # Top of the YES book, best level first, up to 20 a side: [[price, size], ...].
-    Column("bids", JSONB),
-    Column("asks", JSONB),
+    *_venue_observation_columns(),
     # An "Other" or placeholder outcome of an augmented negRisk event: never traded.
     Column("neg_risk_other", Boolean, nullable=False, server_default=text("false")),
     Column("first_seen_at", TS, nullable=False, server_default=text("now()")),
@@ -151,17 +159,7 @@ market_snapshots = Table(
     Column("active", Boolean),
     Column("closed", Boolean),
     Column("last_trade_price", PRICE),
-    # Market rules and fee parameters, as the venue states them (NULL: not stated).
-    Column("protocol_version", Text),
-    Column("tick_size", PRICE),
-    Column("min_order_size", SHARES),
-    Column("fees_enabled", Boolean),
-    Column("fee_rate", RATIO),
-    Column("fee_exponent", RATIO),
-    Column("fee_taker_only", Boolean),
-    # Top of the YES book, best level first, up to 20 a side: [[price, size], ...].
-    Column("bids", JSONB),
-    Column("asks", JSONB),
+    *_venue_observation_columns(),
     Column("source", Text, nullable=False, server_default=text("'gamma'")),
     Index("ix_market_snapshots_market_ts", "market_id", "ts"),
     Index("ix_market_snapshots_ts", "ts"),
