@@ -73,7 +73,7 @@ def test_stored_totals_are_right_after_a_crash_between_fills(engine, monkeypatch
     store(engine, [wire_market(m, "0.4", "0.6", bid="0.39", ask="0.41") for m in ("7801", "7802", "7803")])
     pid = portfolio(engine, name="crashy")
     add_signals(engine, pid, [("7801", "YES", 41), ("7802", "YES", 41), ("7803", "NO", 61)])
-    real = execution._execute_unit
+    real = execution._execute_units
     calls = []
 
     def crash_after_the_first_unit(*args, **kwargs):
@@ -82,7 +82,7 @@ def test_stored_totals_are_right_after_a_crash_between_fills(engine, monkeypatch
         calls.append(args)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(execution, "_execute_unit", crash_after_the_first_unit)
+    monkeypatch.setattr(execution, "_execute_units", crash_after_the_first_unit)
     with pytest.raises(SystemExit):
         execution.execute_portfolio(engine, pid)
 
@@ -93,7 +93,7 @@ def test_stored_totals_are_right_after_a_crash_between_fills(engine, monkeypatch
         Decimal(959), Decimal(41), Decimal(-1), Decimal(-1))
     assert unbalanced_portfolios(engine) == []
 
-    monkeypatch.setattr(execution, "_execute_unit", real)
+    monkeypatch.setattr(execution, "_execute_units", real)
     assert execution.execute_portfolio(engine, pid).executed == 2
     # 7802 like 7801; 7803 NO at 1 - 0.39 = 0.61: 61 buys 100 shares marked at 0.60 -> 60, -1.
     p = svc.get_portfolio(engine, pid)

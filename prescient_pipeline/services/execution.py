@@ -1,9 +1,10 @@
 """Execute a portfolio's pending signals: risk checks, fills, ledger rows.
 
-One transaction per unit (a lone signal, or every leg of a linked group), under the portfolio's
-row lock. The unit re-reads its signals under the lock and skips any another run already
-handled, so retries, concurrent runs and a crash between units can neither fill a signal twice
-nor leave half a unit written. Partial unique indexes in the schema back this up.
+Units (a lone signal, or every leg of a linked group) are handled in order under the portfolio's
+row lock, one transaction per filled unit; the rejections before it share its transaction. A
+unit re-reads its signals under the lock and skips any another run already handled, so
+retries, concurrent runs and a crash between units can neither fill a signal twice nor leave
+half a unit written. Partial unique indexes in the schema back this up.
 """
 
 from __future__ import annotations
@@ -75,8 +76,9 @@ def execute_portfolio(engine: Engine, portfolio_id: int, cycle_date: date | None
             # transaction does not lock market rows either.
             at = market_clock(conn) or datetime.now(timezone.utc)
             states = _market_states(conn, market_ids) if pending else {}
-    for unit in _units(pending):
-        _execute_unit(engine, portfolio_id, unit, at, states, report, market_exposure_cap)
+    units = _units(pending)
+    while units:
+        units = units[_execute_units(engine, portfolio_id, units, at, states, report, market_exposure_cap):]
     return report
 
 
@@ -130,61 +132,69 @@ def _why_not_tradable(market: dict | None) -> str | None:
     return None
 
 
-def _execute_unit(engine: Engine, portfolio_id: int, unit: list[int], at: datetime, states: dict[str, dict],
-                  report: ExecutionReport, market_exposure_cap: Decimal | None) -> None:
+def _execute_units(engine: Engine, portfolio_id: int, units: list[list[int]], at: datetime,
+                   states: dict[str, dict], report: ExecutionReport, market_exposure_cap: Decimal | None) -> int:
+    """Handle units in order, in one transaction under the portfolio's lock, up to and including
+    the first that fills; returns how many were handled. A rejection changes neither cash nor
+    positions, so the units after it see what they would see in a transaction of their own."""
     with engine.begin() as conn:
         portfolio = lock_portfolio(conn, portfolio_id)
-        legs = [dict(r._mapping) for r in conn.execute(_PENDING_LEGS, {"ids": unit})]
-        if len(legs) != len(unit):
-            report.skipped += len(unit)  # another run got here first
-            return
         strategy = get_strategy(portfolio["strategy_type"])
         settings = ExecutionSettings.from_config(strategy.validate_config(portfolio["strategy_config"]))
+        positions = None  # read when a unit first needs them
+        for handled, unit in enumerate(units, start=1):
+            legs = [dict(r._mapping) for r in conn.execute(_PENDING_LEGS, {"ids": unit})]
+            if len(legs) != len(unit):
+                report.skipped += len(unit)  # another run got here first
+                continue
+            market_ids = sorted({leg["market_id"] for leg in legs})
+            reason = next((f"{leg['market_id']}: {r}" for leg in legs
+                           if (r := _why_not_tradable(states.get(leg["market_id"])))), None)
+            oldest = min(leg["as_of"] for leg in legs)
+            if at - oldest > MAX_SIGNAL_AGE:
+                # A replayed past day's signals show what the strategy would have done; they are
+                # not filled at today's prices.
+                reason = f"stale signal: as of {oldest.isoformat()}, market time {at.isoformat()}"
+            fills: dict[int, Fill] = {}
+            if reason is None:
+                try:
+                    fills = _fill_unit(settings, legs, states)
+                except _LegRejected as rejected:
+                    reason = str(rejected)
+            if reason is None:
+                if positions is None:
+                    positions = [PositionState.from_row(p) for p in open_position_rows(conn, portfolio_id)]
+                reason = check_group(
+                    portfolio_state(portfolio), positions,
+                    [Buy(leg["market_id"], leg["side"], to_money(leg["amount"])) for leg in legs],
+                    allows_multiple_positions_per_market=strategy.allows_multiple_positions_per_market,
+                    market_exposure_cap=market_exposure_cap,
+                    all_portfolios_market_exposure=(_all_portfolios_exposure(conn, market_ids)
+                                                    if market_exposure_cap else None),
+                )
+            if reason is not None:
+                _reject(conn, unit, reason)
+                report.rejected += len(unit)
+                head, _, rest = reason.partition(": ")
+                # Count by what went wrong, not by which leg or market it was.
+                key = rest.split(":")[0] if rest and (reason.startswith("leg ") or head in market_ids) else head
+                report.rejections[key] = report.rejections.get(key, 0) + len(unit)
+                continue
 
-        market_ids = sorted({leg["market_id"] for leg in legs})
-        reason = next((f"{leg['market_id']}: {r}" for leg in legs
-                       if (r := _why_not_tradable(states.get(leg["market_id"])))), None)
-        oldest = min(leg["as_of"] for leg in legs)
-        if at - oldest > MAX_SIGNAL_AGE:
-            # A replayed past day's signals show what the strategy would have done; they are
-            # not filled at today's prices.
-            reason = f"stale signal: as of {oldest.isoformat()}, market time {at.isoformat()}"
-        fills: dict[int, Fill] = {}
-        if reason is None:
-            try:
-                fills = _fill_unit(settings, legs, states)
-            except _LegRejected as rejected:
-                reason = str(rejected)
-        if reason is None:
-            positions = [PositionState.from_row(p) for p in open_position_rows(conn, portfolio_id)]
-            reason = check_group(
-                portfolio_state(portfolio), positions,
-                [Buy(leg["market_id"], leg["side"], to_money(leg["amount"])) for leg in legs],
-                allows_multiple_positions_per_market=strategy.allows_multiple_positions_per_market,
-                market_exposure_cap=market_exposure_cap,
-                all_portfolios_market_exposure=_all_portfolios_exposure(conn, market_ids) if market_exposure_cap else None,
-            )
-        if reason is not None:
-            _reject(conn, unit, reason)
-            report.rejected += len(unit)
-            head, _, rest = reason.partition(": ")
-            # Count by what went wrong, not by which leg or market it was.
-            key = rest.split(":")[0] if rest and (reason.startswith("leg ") or head in market_ids) else head
-            report.rejections[key] = report.rejections.get(key, 0) + len(unit)
-            return
-
-        for leg in legs:
-            fill = fills[leg["signal_id"]]
-            trade_id = book_buy(conn, portfolio_id, signal=leg, fill=fill, at=at,
-                                price_seen=leg["price_seen"], market_state=states[leg["market_id"]])
-            conn.execute(_MARK_EXECUTED, {"signal": leg["signal_id"], "at": at, "trade": trade_id})
-            report.executed += 1
-            report.spent += fill.cost
-            report.fees += fill.fee
-            report.partial += fill.partial
-        # The stored totals move in the fills' own transaction: a crash between units leaves
-        # them right for every unit committed.
-        refresh_totals(conn, portfolio_id)
+            for leg in legs:
+                fill = fills[leg["signal_id"]]
+                trade_id = book_buy(conn, portfolio_id, signal=leg, fill=fill, at=at,
+                                    price_seen=leg["price_seen"], market_state=states[leg["market_id"]])
+                conn.execute(_MARK_EXECUTED, {"signal": leg["signal_id"], "at": at, "trade": trade_id})
+                report.executed += 1
+                report.spent += fill.cost
+                report.fees += fill.fee
+                report.partial += fill.partial
+            # The stored totals move in the fills' own transaction: a crash between units leaves
+            # them right for every unit committed.
+            refresh_totals(conn, portfolio_id)
+            return handled
+        return len(units)
 
 
 class _LegRejected(Exception):
