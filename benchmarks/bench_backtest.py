@@ -12,8 +12,8 @@ price at 1 or 0 from then on).
 
 Backtests: one momentum portfolio replays the whole window; then `--portfolios` portfolios, one
 per config of a parameter grid (favourite band x trade size x stop loss), replay it split over
-`--workers` processes, each replaying day by day so the portfolios of a day share that day's
-universe read. Database: as in bench_prices.py.
+`--workers` processes, each replaying its portfolios together, day by day: the portfolios of a
+day share that day's universe read and one mark pass per observation time. Database: as in bench_prices.py.
 """
 
 from __future__ import annotations
@@ -137,20 +137,18 @@ def create(engine, config: dict, first: date, last: date, name: str) -> int:
 
 
 def replay_days(url: str, portfolio_ids: list[int], first: date, last: date) -> float:
-    """Replay the portfolios day by day (a worker process): the portfolios of a day in a row, so
-    they share the day's universe read. Returns the seconds it took."""
-    from prescient_pipeline.services.backtest import replay_through
+    """Replay the portfolios through the window together (a worker process): day by day, the
+    portfolios of a day sharing its universe read and one mark pass per observation time.
+    Returns the seconds it took."""
+    from prescient_pipeline.services.backtest import replay_all_through
 
     os.environ["PRESCIENT_DATABASE_URL"] = url
     dispose_engines()
     engine = get_engine(url)
     started = time.perf_counter()
-    day = first
-    while day <= last:
-        universes = {}  # the day's universe, read once for every portfolio of this worker
-        for portfolio_id in portfolio_ids:
-            replay_through(engine, portfolio_id, day, universes=universes)
-        day += timedelta(days=1)
+    replays = replay_all_through(engine, portfolio_ids, last)
+    if replays.failures:
+        raise RuntimeError(f"replays failed: {replays.failures}")
     return time.perf_counter() - started
 
 

@@ -17,8 +17,9 @@ from sqlalchemy import text
 
 from prescient_pipeline.errors import InputError
 from prescient_pipeline.polymarket.client import PolymarketClient
-from prescient_pipeline.services.backtest import create_backtest, replay_through, replayed_days
+from prescient_pipeline.services.backtest import create_backtest, replay_all_through, replay_through, replayed_days
 from prescient_pipeline.services.market_history import import_history
+from prescient_pipeline.services.portfolios import NewPortfolio, create_portfolio
 from prescient_pipeline.services.reports import unbalanced_portfolios
 
 from .replay_server import ReplayServer
@@ -168,6 +169,46 @@ def test_a_replayed_day_is_never_redone_and_any_order_gives_one_ledger(history):
     assert [d.day for d in replay_through(engine, second["portfolio_id"], DAY2)] == [DAY1, DAY2]
     assert replay_through(engine, second["portfolio_id"], DAY1) == []
     assert ledger(engine, second["portfolio_id"]) == before, "deterministic: the same inputs, the same ledger"
+
+
+def test_portfolios_replayed_together_get_the_ledgers_they_get_alone(history):
+    """The batch path (one mark pass per observation time for all holders, cycles at different
+    times of the day) writes, for each portfolio, exactly what replaying it alone writes."""
+    engine = history
+    configs = [
+        CONFIG,
+        {**CONFIG, "cycle_cron": "0 13 * * *", "trade_amount": 40},  # trades after day 1's 11:30-12:00 move
+        {**CONFIG, "max_holding_hours": 3},  # time-based exits: they must fire at the same observations
+        {**CONFIG, "stop_loss_percentage": 0.01, "take_profit_percentage": 0.05},
+    ]
+    alone = [create_backtest(engine, "momentum", c, 1000, DAY1, DAY2, name=f"alone {n}")["portfolio_id"]
+             for n, c in enumerate(configs)]
+    together = [create_backtest(engine, "momentum", c, 1000, DAY1, DAY2, name=f"together {n}")["portfolio_id"]
+                for n, c in enumerate(configs)]
+    for pid in alone:
+        replay_through(engine, pid, DAY2)
+    seen = []
+    replays = replay_all_through(engine, together, DAY2, progress=lambda pid, day: seen.append((pid, day.day)))
+
+    assert replays.failures == {}
+    assert seen == [(pid, day) for day in (DAY1, DAY2) for pid in together], "day by day, every portfolio"
+    for one, other in zip(alone, together):
+        assert ledger(engine, other) == ledger(engine, one)
+        assert [d.total_value for d in replays.days[other]] == [r["total_value"] for r in replayed_days(engine, one)]
+    exits = {t["reason"] for pid in together for t in trades(engine, pid) if t["action"] == "sell"}
+    assert exits, "some configs exited, so the exit timing is compared too"
+    assert unbalanced_portfolios(engine) == []
+
+
+def test_one_portfolio_failing_leaves_the_others_replaying(history):
+    engine = history
+    good = create_backtest(engine, "momentum", CONFIG, 1000, DAY1, DAY2, name="good")["portfolio_id"]
+    live = create_portfolio(engine, NewPortfolio.parse(name="live", strategy="momentum", balance=1000))
+    replays = replay_all_through(engine, [good, live["portfolio_id"]], DAY2)
+
+    assert [d.day for d in replays.days[good]] == [DAY1, DAY2]
+    assert [d.total_value for d in replays.days[good]] == [GOLDEN_DAYS[0][1], GOLDEN_DAYS[1][1]]
+    assert str(replays.failures[live["portfolio_id"]]).endswith("only a backtest portfolio is replayed")
 
 
 def test_no_look_ahead_a_later_observation_never_reaches_a_past_cycle(history):

@@ -5,9 +5,9 @@ requests the day's partitions of every active portfolio in one run, which reads 
 universe once for all of them. Portfolios with their own `cycle_cron` are requested by
 `portfolio_cadence_sensor` on that cadence instead.
 
-A backtest portfolio's partition replays its day (services/backtest.replay_through): earlier
-unreplayed days first, in order, so any backfill order gives the CLI's ledger; two blocking
-checks prove the replay used nothing later than it could have known.
+A backtest portfolio's partition replays its day (services/backtest.replay_all_through, a run's
+backtest portfolios of a day together): earlier unreplayed days first, in order, so any backfill
+order gives the CLI's ledger; two blocking checks prove the replay used nothing later than it could have known.
 """
 
 import logging
@@ -97,12 +97,17 @@ def portfolio_signals(context: dg.AssetExecutionContext, database: Database):
     replayed_now = 0
     for cycle_date, portfolio_ids in by_day.items():
         live = [pid for pid in portfolio_ids if pid not in backtests]
+        # The day's backtest portfolios replay together (one universe read, one mark pass per
+        # observation time); each ends with its own metadata or its own error.
+        replays = _replay_metadata(engine, [pid for pid in portfolio_ids if pid in backtests], cycle_date, universes)
         universe = None
         for portfolio_id in portfolio_ids:
             key = signals_partition_key(cycle_date, portfolio_id)
             try:
                 if portfolio_id in backtests:
-                    metadata = _replay_metadata(context, engine, portfolio_id, cycle_date, universes)
+                    metadata = replays[portfolio_id]
+                    if isinstance(metadata, Exception):
+                        raise metadata
                 else:
                     if universe is None:
                         as_of = as_of_for(cycle_date)
@@ -130,37 +135,55 @@ def portfolio_signals(context: dg.AssetExecutionContext, database: Database):
     ])
 
 
-def _replay_metadata(context, engine, portfolio_id: int, day: date, universes: dict) -> dict:
-    """Bring a backtest portfolio's ledger to the end of `day` (earlier unreplayed days first, in
-    order; a replayed day is not redone) and report the day as numbers the UI plots per partition."""
-    from ..services.backtest import replay_through, replayed_days
+def _replay_metadata(engine, portfolio_ids: list[int], day: date, universes: dict) -> dict[int, dict | Exception]:
+    """Bring these backtest portfolios' ledgers to the end of `day` (earlier unreplayed days
+    first, in order; a replayed day is not redone) and report each one's day as numbers the UI
+    plots per partition, or the error that stopped it."""
+    from ..services.backtest import replay_all_through, replayed_days
 
-    portfolio = get_portfolio(engine, portfolio_id)
-    if not portfolio["backtest_from"] <= day <= portfolio["backtest_to"]:
-        return {"portfolio_id": dg.MetadataValue.int(portfolio_id), "mode": dg.MetadataValue.text("backtest"),
-                "skipped": dg.MetadataValue.text(
-                    f"{day} is outside the backtest's window {portfolio['backtest_from']} .. {portfolio['backtest_to']}")}
-    replayed = replay_through(engine, portfolio_id, day, universes=universes)
-    result = next((r for r in replayed if r.day == day), None)
-    if result is None:  # replayed by an earlier run: its recorded figures
-        result = next((SimpleNamespace(**r) for r in replayed_days(engine, portfolio_id)
-                       if r["day"] == day and r["replayed_at"] is not None), None)
-    metadata = {
-        "portfolio_id": dg.MetadataValue.int(portfolio_id),
-        "mode": dg.MetadataValue.text("backtest"),
-        "days_replayed_now": dg.MetadataValue.int(len(replayed)),
-    }
-    if result is None:
-        raise RuntimeError(f"portfolio {portfolio_id}: {day} was not replayed")
-    return {
-        **metadata,
-        "total_value": dg.MetadataValue.float(float(result.total_value)),
-        "pnl": dg.MetadataValue.float(float(result.pnl)),
-        "fills": dg.MetadataValue.int(int(result.fills)),
-        "fees": dg.MetadataValue.float(float(result.fees)),
-        "settlements": dg.MetadataValue.int(int(result.settlements)),
-        "exits": dg.MetadataValue.int(int(result.exits)),
-    }
+    outcomes: dict[int, dict | Exception] = {}
+    to_replay = []
+    for portfolio_id in portfolio_ids:
+        try:
+            portfolio = get_portfolio(engine, portfolio_id)
+        except Exception as exc:
+            outcomes[portfolio_id] = exc
+            continue
+        if portfolio["backtest_from"] <= day <= portfolio["backtest_to"]:
+            to_replay.append(portfolio_id)
+            continue
+        outcomes[portfolio_id] = {
+            "portfolio_id": dg.MetadataValue.int(portfolio_id), "mode": dg.MetadataValue.text("backtest"),
+            "skipped": dg.MetadataValue.text(
+                f"{day} is outside the backtest's window {portfolio['backtest_from']} .. {portfolio['backtest_to']}")}
+    try:
+        replays = replay_all_through(engine, to_replay, day, universes=universes)
+    except Exception as exc:  # nothing of the day could be replayed (the database, say)
+        return outcomes | {portfolio_id: exc for portfolio_id in to_replay}
+    outcomes.update(replays.failures)
+    for portfolio_id in to_replay:
+        if portfolio_id in replays.failures:
+            continue
+        replayed = replays.days[portfolio_id]
+        result = next((r for r in replayed if r.day == day), None)
+        if result is None:  # replayed by an earlier run: its recorded figures
+            result = next((SimpleNamespace(**r) for r in replayed_days(engine, portfolio_id)
+                           if r["day"] == day and r["replayed_at"] is not None), None)
+        if result is None:
+            outcomes[portfolio_id] = RuntimeError(f"portfolio {portfolio_id}: {day} was not replayed")
+            continue
+        outcomes[portfolio_id] = {
+            "portfolio_id": dg.MetadataValue.int(portfolio_id),
+            "mode": dg.MetadataValue.text("backtest"),
+            "days_replayed_now": dg.MetadataValue.int(len(replayed)),
+            "total_value": dg.MetadataValue.float(float(result.total_value)),
+            "pnl": dg.MetadataValue.float(float(result.pnl)),
+            "fills": dg.MetadataValue.int(int(result.fills)),
+            "fees": dg.MetadataValue.float(float(result.fees)),
+            "settlements": dg.MetadataValue.int(int(result.settlements)),
+            "exits": dg.MetadataValue.int(int(result.exits)),
+        }
+    return outcomes
 
 
 def _lookahead_checks(engine, backtest_ids: list[int], last_day: date | None) -> list[dg.AssetCheckResult]:

@@ -2,8 +2,9 @@
 
 Each day D, in order, brings the portfolio's ledger to the end of D with the services live
 trading uses, at simulated times and with only what was known then (services/replay_universe):
-1. every observation of its held markets from midnight up to the cycle time: marks, exits and
-   settlement at the recorded resolution time (services.prices, as a price update does);
+1. every observation of a market it holds, from midnight up to the cycle time, and every
+   recorded resolution time of one: marks, exits and settlement (services.prices, as a price
+   update does);
 2. at D's cycle time (the portfolio's `cycle_cron`, else the daily cycle's): signals from the
    universe as of then, filled at the prices known then (a book where that observation has one,
    else the history price plus the half-spread: evidence `history`) by services.execution;
@@ -11,12 +12,17 @@ trading uses, at simulated times and with only what was known then (services/rep
 4. one `portfolio_history` row dated D, and the balance check.
 A replayed day is recorded in `backtest_days` and never replayed again, so replaying through a
 day in any order of requests gives one ledger. Trades carry the simulated time.
+
+Portfolios replaying the same day go through it together (`replay_all_through`): one universe
+read, one mark pass per observation time for every holder of a market observed then. What a
+portfolio's ledger becomes depends only on its own positions, so it is the same whether it is
+replayed alone or beside others.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -29,10 +35,9 @@ from ..domain.market_frame import with_derived
 from ..errors import InputError
 from .execution import execute_portfolio
 from .history import snapshot_portfolio
-from .ledger import open_position_rows
 from .portfolios import NewPortfolio, create_portfolio, get_portfolio
 from .prices import mark_portfolios_at
-from .replay_universe import market_states_at, observation_times, replay_universe_as_of
+from .replay_universe import market_event_times, market_states_at, replay_universe_as_of
 from .reports import unbalanced_portfolios
 from .signals import cycle_time_of_day, generate_signals
 
@@ -123,28 +128,69 @@ def cycle_time(portfolio: dict, day: date) -> datetime:
     return datetime.combine(day, cycle_time_of_day(cron))
 
 
+@dataclass
+class Replays:
+    """What a replay of several portfolios did: each portfolio's replayed days, in order, and
+    the error that stopped any of them (the others went on)."""
+    days: dict[int, list[DayResult]] = field(default_factory=dict)
+    failures: dict[int, Exception] = field(default_factory=dict)
+
+
 def replay_through(engine: Engine, portfolio_id: int, day: date, progress: Progress | None = None, *,
                    universes: dict[datetime, pd.DataFrame] | None = None) -> list[DayResult]:
     """Bring a backtest portfolio's ledger to the end of `day`: replay, in order, every day from
     its `backtest_from` through `day` not replayed yet (see the module docstring). Returns the
-    days replayed by this call (none when `day` was already). `universes` shares universe reads
-    among portfolios replaying the same days (keyed by the as-of time)."""
-    portfolio = get_portfolio(engine, portfolio_id)
-    if portfolio["mode"] != BACKTEST:
-        raise InputError(f"portfolio {portfolio_id} is a live portfolio: only a backtest portfolio is replayed")
-    start = portfolio["backtest_from"]
-    if day < start:
-        return []
+    days replayed by this call (none when `day` was already); raises what stopped it."""
+    replays = replay_all_through(engine, [portfolio_id], day,
+                                 None if progress is None else (lambda _pid, result: progress(result)),
+                                 universes=universes)
+    if portfolio_id in replays.failures:
+        raise replays.failures[portfolio_id]
+    return replays.days[portfolio_id]
+
+
+def replay_all_through(engine: Engine, portfolio_ids, day: date,
+                       progress: Callable[[int, DayResult], None] | None = None, *,
+                       universes: dict[datetime, pd.DataFrame] | None = None) -> Replays:
+    """`replay_through` for several backtest portfolios at once, day by day: the portfolios
+    replaying a day share its universe read, and one mark pass per observation time serves all
+    of them. Each portfolio's ledger is the one it gets replayed alone. A portfolio that fails
+    (not a backtest, its data missing, its strategy raising) is reported in `failures` and
+    left; the others go on. `universes` shares universe reads with other calls (keyed by the
+    as-of time)."""
+    ids = sorted(set(int(pid) for pid in portfolio_ids))
+    replays = Replays(days={pid: [] for pid in ids})
     # One replay of a portfolio at a time (the CLI and Dagster runs of other days may overlap):
-    # the second waits, then finds the days done.
+    # the second waits, then finds the days done. Taken in id order, so two callers never
+    # wait on each other.
     with engine.connect() as lock:
-        lock.execute(text("SELECT pg_advisory_lock(hashtext('prescient.backtest'), :p)"), {"p": portfolio_id})
+        for pid in ids:
+            lock.execute(text("SELECT pg_advisory_lock(hashtext('prescient.backtest'), :p)"), {"p": pid})
         lock.commit()
         try:
-            return _replay_days(engine, portfolio_id, start, day, progress, universes)
+            todo = {}
+            for pid in ids:
+                try:
+                    todo[pid] = _days_to_replay(engine, pid, day)
+                except (InputError, ReplayInterrupted) as exc:
+                    replays.failures[pid] = exc
+            for d in sorted({d for days in todo.values() for d in days}):
+                group = [pid for pid in todo if d in todo[pid] and pid not in replays.failures]
+                # Without a caller's cache, the day's universe reads are kept for the day only.
+                shared = universes if universes is not None else {}
+                last = {pid for pid in group if todo[pid][-1] == d}
+                for pid, outcome in _replay_day(engine, group, d, shared, last).items():
+                    if isinstance(outcome, Exception):
+                        replays.failures[pid] = outcome
+                        continue
+                    replays.days[pid].append(outcome)
+                    if progress is not None:
+                        progress(pid, outcome)
         finally:
-            lock.execute(text("SELECT pg_advisory_unlock(hashtext('prescient.backtest'), :p)"), {"p": portfolio_id})
+            for pid in ids:
+                lock.execute(text("SELECT pg_advisory_unlock(hashtext('prescient.backtest'), :p)"), {"p": pid})
             lock.commit()
+    return replays
 
 
 def replayed_days(engine: Engine, portfolio_id: int) -> list[dict]:
@@ -155,7 +201,14 @@ def replayed_days(engine: Engine, portfolio_id: int) -> list[dict]:
     return [dict(r) for r in rows]
 
 
-def _replay_days(engine, portfolio_id, start, day, progress, universes) -> list[DayResult]:
+def _days_to_replay(engine: Engine, portfolio_id: int, day: date) -> list[date]:
+    """The portfolio's days from its `backtest_from` through `day` not replayed yet, in order."""
+    portfolio = get_portfolio(engine, portfolio_id)
+    if portfolio["mode"] != BACKTEST:
+        raise InputError(f"portfolio {portfolio_id} is a live portfolio: only a backtest portfolio is replayed")
+    start = portfolio["backtest_from"]
+    if day < start:
+        return []
     rows = replayed_days(engine, portfolio_id)
     unfinished = [r["day"] for r in rows if r["replayed_at"] is None]
     if unfinished:
@@ -168,56 +221,92 @@ def _replay_days(engine, portfolio_id, start, day, progress, universes) -> list[
     missing = _missing_history(engine, todo[0], todo[-1]) if todo else None
     if missing:
         raise InputError(f"portfolio {portfolio_id}: {missing}")
-    results = []
-    for d in todo:
-        result = _replay_day(engine, portfolio_id, d, universes)
-        results.append(result)
-        if progress is not None:
-            progress(result)
-    return results
+    return todo
 
 
-def _replay_day(engine: Engine, portfolio_id: int, day: date,
-                universes: dict[datetime, pd.DataFrame] | None) -> DayResult:
+def _replay_day(engine: Engine, portfolio_ids: list[int], day: date, universes: dict[datetime, pd.DataFrame],
+                last: set[int]) -> dict[int, DayResult | Exception]:
+    """Replay `day` for these portfolios together: the walk up to each portfolio's cycle time,
+    its signals and fills there, the walk to the day's end, and each one's history row (and,
+    for those whose replay ends with `day`, their metrics). A portfolio whose step raises drops
+    out of the day (its day stays unfinished)."""
+    outcomes: dict[int, DayResult | Exception] = {}
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO backtest_days (portfolio_id, day) VALUES (:p, :d)"),
-                     {"p": portfolio_id, "d": day})
-    portfolio = get_portfolio(engine, portfolio_id)
+        conn.execute(text("INSERT INTO backtest_days (portfolio_id, day) SELECT unnest(CAST(:p AS bigint[])), :d"),
+                     {"p": portfolio_ids, "d": day})
+    books = {pid: get_portfolio(engine, pid) for pid in portfolio_ids}
     start, end = day_bounds(day)
-    as_of = cycle_time(portfolio, day)
+    cycles = {pid: cycle_time(books[pid], day) for pid in portfolio_ids}
+    # The day cut at every cycle time: each piece is walked for every portfolio still going,
+    # after the portfolios whose cycle time opens it have traded.
+    cuts = sorted({start, *(at + TICK for at in cycles.values())} | {end})
+    for piece_start, piece_end in zip(cuts, cuts[1:]):
+        trading = [pid for pid in portfolio_ids if cycles[pid] + TICK == piece_start]
+        for pid in trading:
+            try:
+                _trade(engine, pid, day, cycles[pid], universes)
+            except Exception as exc:  # this portfolio's day ends here; the others go on
+                outcomes[pid] = exc
+        going = [pid for pid in portfolio_ids if pid not in outcomes]
+        _walk(engine, going, piece_start, piece_end,
+              fresh=set(going) if piece_start == start else set(trading))
+    for pid in portfolio_ids:
+        if pid in outcomes:
+            continue
+        try:
+            snapshot = snapshot_portfolio(engine, pid, books[pid]["name"], day, end - TICK, with_metrics=pid in last)
+            problems = unbalanced_portfolios(engine, pid)
+            if problems:
+                raise RuntimeError(f"books do not balance after replaying {day}: " + "; ".join(problems))
+            outcomes[pid] = _record_day(engine, pid, day, snapshot.totals)
+        except Exception as exc:
+            outcomes[pid] = exc
+    return outcomes
 
-    _walk(engine, portfolio_id, start, as_of + TICK)
-    if universes is None or as_of not in universes:
-        universe = with_derived(replay_universe_as_of(engine, as_of), as_of)
-        if universes is not None:
-            universes[as_of] = universe
-    else:
-        universe = universes[as_of]
-    generate_signals(engine, portfolio_id, day, as_of, universe)
+
+def _trade(engine: Engine, portfolio_id: int, day: date, as_of: datetime,
+           universes: dict[datetime, pd.DataFrame]) -> None:
+    """Signals from the universe as of the cycle time (read once per as-of time into
+    `universes`), filled at the prices known then."""
+    if as_of not in universes:
+        universes[as_of] = with_derived(replay_universe_as_of(engine, as_of), as_of)
+    generate_signals(engine, portfolio_id, day, as_of, universes[as_of])
     execute_portfolio(engine, portfolio_id, day, at=as_of, read_states=market_states_at)
-    _walk(engine, portfolio_id, as_of + TICK, end)
-
-    snapshot = snapshot_portfolio(engine, portfolio_id, portfolio["name"], day, end - TICK)
-    problems = unbalanced_portfolios(engine, portfolio_id)
-    if problems:
-        raise RuntimeError(f"books do not balance after replaying {day}: " + "; ".join(problems))
-    return _record_day(engine, portfolio_id, day, snapshot.totals)
 
 
-def _walk(engine: Engine, portfolio_id: int, start: datetime, end: datetime) -> None:
-    """Every observation in [start, end) of the markets the portfolio holds, in time order:
-    marks, exits and settlements at each."""
+def _walk(engine: Engine, portfolio_ids: list[int], start: datetime, end: datetime, fresh: set[int]) -> None:
+    """Every observation in [start, end) of the markets these portfolios hold, in time order:
+    at each, the holders of a market observed (or resolving) then are marked, exit and settle,
+    all in one pass. A portfolio in `fresh` starts its walk here: a market it holds that
+    resolved before `start` settles at once."""
     with engine.connect() as conn:
-        held = sorted({p["market_id"] for p in open_position_rows(conn, portfolio_id)})
-        times = observation_times(conn, held, start, end)
+        held = _held_markets(conn, portfolio_ids)
+        events = market_event_times(conn, {m for markets in held.values() for m in markets}, start, end)
+    overdue = events.pop(None, set())
+    times = sorted(events.keys() | ({start} if overdue else set()))
     for at in times:
+        observed = events.get(at, set())
+        due = [pid for pid in sorted(held) if held[pid] & observed
+               or (at == start and pid in fresh and held[pid] & overdue)]
+        if not due:
+            continue
         with engine.connect() as conn:
-            held = sorted({p["market_id"] for p in open_position_rows(conn, portfolio_id)})
-            if not held:
-                return
-            states = market_states_at(conn, held, at)
+            states = market_states_at(conn, set().union(*(held[pid] for pid in due)), at)
         if states:
-            mark_portfolios_at(engine, [portfolio_id], states, at)
+            report = mark_portfolios_at(engine, due, states, at)
+            if report.exits or report.settlements:  # positions closed: holdings changed
+                with engine.connect() as conn:
+                    held = _held_markets(conn, portfolio_ids)
+
+
+def _held_markets(conn, portfolio_ids: list[int]) -> dict[int, set[str]]:
+    """The markets of each portfolio's open positions (portfolios holding none left out)."""
+    held: dict[int, set[str]] = {}
+    for pid, market_id in conn.execute(text(
+            "SELECT portfolio_id, market_id FROM portfolio_positions WHERE status = 'open' "
+            "AND portfolio_id = ANY(:p)"), {"p": list(portfolio_ids)}):
+        held.setdefault(pid, set()).add(market_id)
+    return held
 
 
 def _record_day(engine: Engine, portfolio_id: int, day: date, totals) -> DayResult:

@@ -45,8 +45,10 @@ def snapshot_portfolios(engine: Engine, day: date | None = None) -> list[Snapsho
     return [snapshot_portfolio(engine, pid, name, day, at) for pid, name in rows]
 
 
-def snapshot_portfolio(engine: Engine, portfolio_id: int, name: str, day: date, at: datetime) -> Snapshot:
-    """One portfolio's `portfolio_history` row for `day`, taken at `at`, and its metrics."""
+def snapshot_portfolio(engine: Engine, portfolio_id: int, name: str, day: date, at: datetime, *,
+                       with_metrics: bool = True) -> Snapshot:
+    """One portfolio's `portfolio_history` row for `day`, taken at `at`, and its metrics (left
+    as they are with `with_metrics=False`: a replay stores them after its last day only)."""
     with engine.begin() as conn:
         totals = refresh_totals(conn, portfolio_id)
         trade_count = conn.execute(text("SELECT count(*) FROM trades WHERE portfolio_id = :p"),
@@ -71,7 +73,7 @@ def snapshot_portfolio(engine: Engine, portfolio_id: int, name: str, day: date, 
             constraint="uq_portfolio_history_day",
             set_={k: stmt.excluded[k] for k in values if k not in ("portfolio_id", "snapshot_date")},
         ))
-        metrics = store_performance(conn, portfolio_id, totals, at)
+        metrics = store_performance(conn, portfolio_id, totals, at) if with_metrics else {}
     return Snapshot(portfolio_id, name, day, totals, daily_return, metrics)
 
 

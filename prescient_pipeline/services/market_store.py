@@ -178,7 +178,7 @@ def write_market_updates(conn, markets: list[dict], observed_at: datetime, sourc
 # update's Gamma fallback. Event sizes are summed from those observations, so nothing later
 # than `as_of` leaks in. Every market of the refresh at `t` has a Gamma snapshot at `t`, so its
 # latest observations lie between `t` and `as_of`: the reads touch only those days' partitions,
-# however long the history.
+# however long the history. Prices and tags arrive as floats and text (see to_market_frame).
 _UNIVERSE_SQL = """
 WITH universe AS (
     SELECT s.market_id FROM market_snapshots s WHERE s.source = 'gamma' AND s.ts = :refreshed
@@ -198,8 +198,10 @@ WITH universe AS (
     ORDER BY market_id, ts DESC, (source = 'clob')
 )
 SELECT m.market_id, m.event_id, m.question, coalesce(m.category, e.category) AS category,
-       m.tags AS market_tags, e.tags AS event_tags,
-       p.yes_price, p.no_price, p.best_bid, p.best_ask, l.liquidity, l.volume, l.volume_24hr,
+       m.tags::text AS market_tags, e.tags::text AS event_tags,
+       p.yes_price::float8 AS yes_price, p.no_price::float8 AS no_price, p.best_bid::float8 AS best_bid,
+       p.best_ask::float8 AS best_ask, l.liquidity::float8 AS liquidity, l.volume::float8 AS volume,
+       l.volume_24hr::float8 AS volume_24hr,
        m.end_date, l.active, l.closed, m.accepting_orders, m.neg_risk,
        m.neg_risk_other, coalesce(e.neg_risk_augmented, false) AS neg_risk_augmented,
        m.yes_token_id, m.no_token_id, e.end_date AS event_end_date, e.market_count AS event_market_count, p.ts AS observed_at
@@ -232,10 +234,19 @@ def to_market_frame(frame: pd.DataFrame) -> pd.DataFrame:
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
     for col in ("end_date", "event_end_date", "observed_at"):
         frame[col] = pd.to_datetime(frame[col], utc=True)
-    frame["tags"] = [
-        list(dict.fromkeys((ev or []) + (mk or [])))
-        for ev, mk in zip(frame.pop("event_tags"), frame.pop("market_tags"))
-    ]
+    # Tags arrive as JSON text, event's then market's: the same few pairs repeat across thousands
+    # of markets, so each distinct pair is parsed and merged once (every row gets its own list).
+    merged: dict[tuple, list] = {}
+
+    def tags(event_tags, market_tags) -> list:
+        key = (event_tags, market_tags)
+        if key not in merged:
+            both = [t for raw in key if isinstance(raw, str) for t in json.loads(raw)]
+            merged[key] = list(dict.fromkeys(both))
+        return list(merged[key])
+
+    frame["tags"] = [tags(ev, mk) for ev, mk in zip(frame.pop("event_tags").tolist(),
+                                                    frame.pop("market_tags").tolist())]
     for col in ("neg_risk", "neg_risk_other", "neg_risk_augmented"):
         frame[col] = frame[col].fillna(False).astype(bool)
     by_event = frame.groupby("event_id", dropna=False)

@@ -30,14 +30,33 @@ from .market_store import to_market_frame
 # universe read uses.
 _LATEST_FIRST = "ORDER BY s.ts DESC, (s.source = 'history'), (s.source = 'clob')"
 
-_UNIVERSE_SQL = f"""
+# Every market of the grid at `refreshed` has an observation then, so its latest ones lie in
+# [refreshed, as_of]: one pass over that window's rows (one or two grid times) serves them all.
+# Prices and tags arrive as floats and text, which the frame wants (see to_market_frame).
+_UNIVERSE_SQL = """
 WITH universe AS (
     SELECT DISTINCT s.market_id FROM market_snapshots s
     WHERE s.ts = :refreshed AND s.source IN ('gamma', 'history')
+), window_rows AS (
+    SELECT s.market_id, s.ts, s.source, s.yes_price, s.no_price, s.best_bid, s.best_ask, s.liquidity,
+           s.volume, s.volume_24hr, s.active, s.closed
+    FROM market_snapshots s WHERE s.ts >= :refreshed AND s.ts <= :as_of
+), p AS (
+    -- Live observations before history points of the same time; among live ones, the order the
+    -- live universe read uses.
+    SELECT DISTINCT ON (market_id) market_id, ts, yes_price, no_price, best_bid, best_ask, active, closed
+    FROM window_rows
+    ORDER BY market_id, ts DESC, (source = 'history'), (source = 'clob')
+), l AS (
+    SELECT DISTINCT ON (market_id) market_id, liquidity, volume, volume_24hr, active, closed
+    FROM window_rows WHERE source IN ('gamma', 'gamma_update')
+    ORDER BY market_id, ts DESC
 )
 SELECT m.market_id, m.event_id, m.question, coalesce(m.category, e.category) AS category,
-       m.tags AS market_tags, e.tags AS event_tags,
-       p.yes_price, p.no_price, p.best_bid, p.best_ask, l.liquidity, l.volume, l.volume_24hr,
+       m.tags::text AS market_tags, e.tags::text AS event_tags,
+       p.yes_price::float8 AS yes_price, p.no_price::float8 AS no_price, p.best_bid::float8 AS best_bid,
+       p.best_ask::float8 AS best_ask, l.liquidity::float8 AS liquidity, l.volume::float8 AS volume,
+       l.volume_24hr::float8 AS volume_24hr,
        m.end_date, coalesce(p.active, l.active) AS active, coalesce(p.closed, l.closed) AS closed,
        CASE WHEN coalesce(p.closed, l.closed) THEN false
             WHEN m.closed THEN true
@@ -46,17 +65,8 @@ SELECT m.market_id, m.event_id, m.question, coalesce(m.category, e.category) AS 
        m.yes_token_id, m.no_token_id, e.end_date AS event_end_date, e.market_count AS event_market_count,
        p.ts AS observed_at
 FROM universe u
-CROSS JOIN LATERAL (
-    SELECT s.ts, s.yes_price, s.no_price, s.best_bid, s.best_ask, s.active, s.closed FROM market_snapshots s
-    WHERE s.market_id = u.market_id AND s.ts <= :as_of AND s.ts >= :refreshed
-    {_LATEST_FIRST} LIMIT 1
-) p
-LEFT JOIN LATERAL (
-    SELECT s.liquidity, s.volume, s.volume_24hr, s.active, s.closed FROM market_snapshots s
-    WHERE s.market_id = u.market_id AND s.ts <= :as_of AND s.ts >= :refreshed
-      AND s.source IN ('gamma', 'gamma_update')
-    ORDER BY s.ts DESC LIMIT 1
-) l ON true
+JOIN p ON p.market_id = u.market_id
+LEFT JOIN l ON l.market_id = u.market_id
 JOIN markets m ON m.market_id = u.market_id
 LEFT JOIN events e ON e.event_id = m.event_id
 ORDER BY m.market_id
@@ -69,6 +79,8 @@ def replay_universe_as_of(engine, as_of: datetime) -> pd.DataFrame:
     with engine.connect() as conn:
         refreshed = conn.execute(text("SELECT max(ts) FROM market_refreshes WHERE ts <= :as_of"),
                                  {"as_of": as_of}).scalar()
+        # As the live read: hash joins cost the same whatever a partition's statistics say.
+        conn.execute(text("SET LOCAL enable_nestloop = off"))
         frame = pd.read_sql_query(text(_UNIVERSE_SQL), conn,
                                   params={"as_of": as_of, "refreshed": refreshed or as_of})
     return to_market_frame(frame)
@@ -128,18 +140,21 @@ def market_states_at(conn, market_ids, at: datetime) -> dict[str, dict]:
     return states
 
 
-def observation_times(conn, market_ids, start: datetime, end: datetime) -> list[datetime]:
-    """Every time in [start, end) a replay must look at these markets: their observations and
-    their recorded resolution times, in order; `start` itself when one of them resolved before
-    it (a position carried into a window after its market's close settles at once)."""
+def market_event_times(conn, market_ids, start: datetime, end: datetime) -> dict[datetime | None, set[str]]:
+    """When in [start, end) a replay must look at each of these markets: its observations and
+    its recorded resolution time, as {time: markets}; under None, the markets that resolved
+    before `start` (a position carried into a window after its market's close settles at once)."""
     ids = sorted(set(market_ids))
     if not ids:
-        return []
+        return {}
     rows = conn.execute(text(
-        "SELECT DISTINCT ts FROM market_snapshots WHERE market_id = ANY(:ids) AND ts >= :start AND ts < :end "
-        "UNION SELECT closed_time FROM market_resolutions WHERE market_id = ANY(:ids) "
+        "SELECT DISTINCT ts, market_id FROM market_snapshots "
+        "WHERE market_id = ANY(:ids) AND ts >= :start AND ts < :end "
+        "UNION SELECT closed_time, market_id FROM market_resolutions WHERE market_id = ANY(:ids) "
         "AND closed_time >= :start AND closed_time < :end "
-        "UNION SELECT CAST(:start AS timestamptz) WHERE EXISTS (SELECT 1 FROM market_resolutions "
-        "WHERE market_id = ANY(:ids) AND closed_time < :start) ORDER BY 1"
-    ), {"ids": ids, "start": start, "end": end}).scalars()
-    return list(rows)
+        "UNION SELECT NULL, market_id FROM market_resolutions WHERE market_id = ANY(:ids) AND closed_time < :start"
+    ), {"ids": ids, "start": start, "end": end})
+    events: dict[datetime | None, set[str]] = {}
+    for at, market_id in rows:
+        events.setdefault(at, set()).add(market_id)
+    return events
