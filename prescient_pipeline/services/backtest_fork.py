@@ -6,18 +6,10 @@ the changes, replayed from the day after DATE through the last of the unbroken r
 market data after it (imported history, or live refreshes of past days). The market data
 is shared: forks read the same imported history and import nothing.
 
-Reconstructed from the source's ledger, for a live portfolio as for a backtest:
-- trades executed before the end of DATE, as they were (copies: the fork has its own ids; the
-  signals they came from are not copied, so `signal_id` is empty);
-- each position opened before then, as it stood then: a position closed later is open again
-  with the shares and cost basis left after the sales booked before the end of DATE;
-- cash = initial balance + transfers logged before the end of DATE + the copied trades' cash
-  flows; realized P&L, fees and counters from the copied trades;
-- `portfolio_history` rows dated up to DATE.
-Not reconstructable: the marks the source showed at that moment (open positions are marked at
-the last stored observation of their side at or before the end of DATE, else at their entry
-price), liquidation values at the bid, and signals still pending then (they are not carried
-over; the replay generates the fork's own from the next day on).
+Copied: the source as it stood at the end of DATE (services/standing: its trades, positions
+and cash then; the trades are copies with their own ids and no `signal_id`), realized P&L, fees
+and counters from those trades, and `portfolio_history` rows dated up to DATE. Not carried over:
+signals still pending then (the replay generates the fork's own from the next day on).
 """
 
 from __future__ import annotations
@@ -30,9 +22,9 @@ from typing import Any
 from sqlalchemy import Engine, func, select, text
 
 from ..db.schema import portfolio_history, portfolio_positions, portfolios, trades
-from ..domain.accounting import to_money
 from ..errors import InputError
 from .portfolios import get_portfolio, parse_config, parse_name
+from .standing import standing_at
 
 ZERO = Decimal(0)
 
@@ -98,19 +90,8 @@ def fork_portfolio(engine: Engine, source_id: int, at: date, config_changes: Any
         if conn.execute(select(portfolios.c.portfolio_id).where(portfolios.c.name == fork_name)).first():
             raise InputError(f"a portfolio named {fork_name!r} already exists")
 
-        transfers = to_money(conn.execute(text(
-            "SELECT coalesce(sum(CASE WHEN to_portfolio_id = :pid THEN amount ELSE -amount END), 0) "
-            "FROM portfolio_rebalancing_log WHERE (to_portfolio_id = :pid OR from_portfolio_id = :pid) "
-            "AND \"timestamp\" < :end"), {"pid": source_id, "end": end}).scalar())
-        copied = [dict(r._mapping) for r in conn.execute(
-            select(trades).where(trades.c.portfolio_id == source_id, trades.c.executed_at < end)
-            .order_by(trades.c.executed_at, trades.c.trade_id))]
-        positions = [dict(r._mapping) for r in conn.execute(
-            select(portfolio_positions).where(portfolio_positions.c.portfolio_id == source_id,
-                                              portfolio_positions.c.opened_at < end)
-            .order_by(portfolio_positions.c.position_id))]
-
-        cash = to_money(source["initial_balance"] + transfers + sum((t["cash_delta"] for t in copied), ZERO))
+        then = standing_at(conn, source, end)
+        transfers, copied, cash = then.transfers, then.trades, then.cash
         if cash < 0:
             raise InputError(f"portfolio {source_id}'s trades up to {at} do not leave a cash balance")
         fork_id = conn.execute(portfolios.insert().values(
@@ -122,16 +103,13 @@ def fork_portfolio(engine: Engine, source_id: int, at: date, config_changes: Any
             backtest_from=at + timedelta(days=1), backtest_to=last,
         ).returning(portfolios.c.portfolio_id)).scalar_one()
 
-        by_position: dict[int, list[dict]] = {}
-        for t in copied:
-            by_position.setdefault(t["position_id"], []).append(t)
         new_position = {}
         open_count, wins, closed = 0, 0, 0
-        for p in positions:
-            row = _position_at(conn, p, by_position.get(p["position_id"], []), end)
+        for position in then.positions:
+            row = dict(position)
             row.update(portfolio_id=fork_id, signal_id=None)
             row.pop("position_id")
-            new_position[p["position_id"]] = conn.execute(
+            new_position[position["position_id"]] = conn.execute(
                 portfolio_positions.insert().values(**row).returning(portfolio_positions.c.position_id)).scalar_one()
             if row["status"] == "open":
                 open_count += 1
@@ -177,40 +155,6 @@ def _last_replayed_day(conn, portfolio_id: int) -> date | None:
     return conn.execute(text(
         "SELECT max(day) FROM backtest_days WHERE portfolio_id = :pid AND replayed_at IS NOT NULL"),
         {"pid": portfolio_id}).scalar()
-
-
-def _position_at(conn, position: dict, booked: list[dict], end: datetime) -> dict:
-    """A position as it stood at `end`, from its trades booked before then."""
-    row = dict(position)
-    if position["closed_at"] is not None and position["closed_at"] < end:
-        return row  # closed by then: exactly as it is
-    buys = [t for t in booked if t["action"] == "buy"]
-    sales = [t for t in booked if t["action"] != "buy"]
-    bought_shares = sum((t["shares"] for t in buys), ZERO) or position["shares"]
-    bought_cost = sum((t["amount"] for t in buys), ZERO) or position["cost_basis"]
-    # A sale takes away the cost basis of its shares: its proceeds minus its realized P&L.
-    shares = bought_shares - sum((t["shares"] for t in sales), ZERO)
-    cost = to_money(bought_cost - sum((t["cash_delta"] - (t["realized_pnl"] or ZERO) for t in sales), ZERO))
-    price, marked_at = _last_observed_price(conn, position["market_id"], position["side"], end)
-    if price is None:
-        price, marked_at = position["entry_mark"] or position["avg_price"], position["opened_at"]
-    value = to_money(shares * price)
-    row.update(
-        shares=shares, cost_basis=cost, current_price=price, market_value=value, liquidation_value=None,
-        unrealized_pnl=value - cost, realized_pnl=sum((t["realized_pnl"] or ZERO for t in sales), ZERO),
-        exit_price=None, exit_fee=sum((t["fee"] for t in sales), ZERO),
-        proceeds=sum((t["cash_delta"] for t in sales), ZERO) if sales else None,
-        status="open", close_reason=None, settlement_flag=None, closed_at=None, last_marked_at=marked_at,
-    )
-    return row
-
-
-def _last_observed_price(conn, market_id: str, side: str, end: datetime):
-    column = "yes_price" if side == "YES" else "no_price"
-    row = conn.execute(text(
-        f"SELECT {column} AS price, ts FROM market_snapshots WHERE market_id = :m AND ts < :end "
-        f"AND {column} IS NOT NULL ORDER BY ts DESC LIMIT 1"), {"m": market_id, "end": end}).first()
-    return (row.price, row.ts) if row else (None, None)
 
 
 def replay_fork(engine: Engine, fork: Fork, progress=None) -> list:
