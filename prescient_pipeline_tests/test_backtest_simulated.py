@@ -67,7 +67,7 @@ def test_backtests_of_the_simulated_past(engine, monkeypatch, capsys):
     assert _dump(engine, live["portfolio_id"]) == live_before, "the live portfolio is byte-for-byte unchanged"
 
 
-def test_replaying_a_day_a_live_portfolio_traded_gives_its_signals(engine, monkeypatch):
+def test_replaying_a_day_a_live_portfolio_traded_gives_its_signals(engine, monkeypatch, capsys):
     """Parity: with the data the live run saw (live refreshes, no imported history), a backtest
     of that day signals exactly what the live portfolio signalled at its cycle time."""
     from prescient_pipeline.polymarket.client import PolymarketClient
@@ -95,3 +95,29 @@ def test_replaying_a_day_a_live_portfolio_traded_gives_its_signals(engine, monke
         live_signals = conn.execute(query, {"p": live["portfolio_id"]}).all()
         replayed = conn.execute(query, {"p": backtest["portfolio_id"]}).all()
     assert len(run.signals) > 0 and live_signals == replayed
+
+    # The check a user runs: the same signals, exit 0.
+    day = str(cycle.date())
+    capsys.readouterr()
+    assert main(["backtest", "parity", str(live["portfolio_id"]), "--day", day, "--json"]) == 0
+    parity = json.loads(capsys.readouterr().out)
+    assert (parity["same"], parity["live"], parity["replayed"], parity["differences"]) == (
+        True, len(run.signals), len(run.signals), [])
+    assert parity["as_of"] == cycle.isoformat()
+
+    # A config changed since the live run: the replay sizes differently, and the check says where (exit 1).
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE portfolios SET strategy_config = strategy_config || '{\"trade_amount\": 7}' "
+                          "WHERE portfolio_id = :p"), {"p": live["portfolio_id"]})
+    assert main(["backtest", "parity", str(live["portfolio_id"]), "--day", day, "--json"]) == 1
+    parity = json.loads(capsys.readouterr().out)
+    assert parity["same"] is False and len(parity["differences"]) == len(run.signals)
+    assert {d["what"] for d in parity["differences"]} == {"amount or price"}
+    assert {d["replayed_amount"] for d in parity["differences"]} == {7}
+
+    # Bad input: one line, exit 2.
+    for argv, message in (([str(backtest["portfolio_id"]), "--day", day], "is a backtest"),
+                          ([str(live["portfolio_id"]), "--day", "2026-03-05"], "recorded no signals on 2026-03-05")):
+        assert main(["backtest", "parity", *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1

@@ -1,4 +1,5 @@
-"""`prescient backtest run`: a backtest portfolio replaying imported market history day by day."""
+"""`prescient backtest run`: a backtest portfolio replaying imported market history day by day;
+`prescient backtest parity`: a live portfolio's past day replayed and compared with its signals."""
 
 from __future__ import annotations
 
@@ -28,6 +29,12 @@ def register(sub, common) -> None:
     run.add_argument("--name", default=None, help="portfolio name (default: strategy and window)")
     run.set_defaults(handler=_run)
     register_fork(backtest_sub, common)
+    parity = backtest_sub.add_parser(
+        "parity", parents=[common],
+        help="replay a live portfolio's past day and compare with the signals it recorded (exit 1 if they differ)")
+    parity.add_argument("portfolio", metavar="ID", help="a live portfolio")
+    parity.add_argument("--day", required=True, metavar="YYYY-MM-DD", help="a day it signalled (UTC)")
+    parity.set_defaults(handler=_parity)
 
 
 def _day(text: str, flag: str) -> date:
@@ -61,3 +68,23 @@ def _run(args) -> Output:
     text = (_report_table(rows) + "\n\n"
             + tabulate([[d[c] for c in DAY_COLUMNS] for d in days], headers=DAY_COLUMNS, floatfmt=".2f"))
     return Output({"portfolio_id": pid, "report": rows[0] if rows else {}, "days": days}, text)
+
+
+PARITY_COLUMNS = ["market_id", "side", "live_amount", "replayed_amount", "live_price", "replayed_price", "what"]
+
+
+def _parity(args) -> Output:
+    from ..db.engine import get_engine
+    from ..db.migrate import ensure_schema
+    from ..services.parity import check_parity
+    from ..services.portfolios import parse_portfolio_id
+
+    portfolio_id = parse_portfolio_id(args.portfolio)
+    day = _day(args.day, "--day")
+    parity = check_parity(ensure_schema(get_engine()), portfolio_id, day)
+    verdict = "the same signals" if parity.same else f"{len(parity.differences)} differences"
+    text = (f"portfolio {portfolio_id} on {day}, as of {parity.as_of.isoformat()}: {parity.live} signals recorded, "
+            f"{parity.replayed} replayed: {verdict}")
+    if parity.differences:
+        text += "\n" + tabulate([[d[c] for c in PARITY_COLUMNS] for d in parity.differences], headers=PARITY_COLUMNS)
+    return Output(parity.as_dict(), text, exit_code=0 if parity.same else 1)
