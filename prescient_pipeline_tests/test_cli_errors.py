@@ -65,3 +65,17 @@ def test_bad_input_is_still_exit_2_without_a_log_reference(cli, engine, tmp_path
     code, _, err = cli("portfolio", "show", "999")
     assert code == 2
     assert err == "error: no portfolio with id 999\n"
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["nosuch"], "invalid choice: 'nosuch'"),
+    (["backtest", "run", "--strategy", "momentum"], "the following arguments are required: --from, --to, --balance"),
+    (["report", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+])
+def test_bad_arguments_are_one_line_exit_2(capsys, argv, expected):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert err.count("\n") == 1 and expected in err, err
+    assert err.rstrip().endswith("--help`)"), "it says where the usage is"

@@ -37,10 +37,18 @@ def _json_default(value):
     return str(value)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments are one line on stderr (exit 2), pointing at --help, as every other bad input."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import commands
 
-    parser = argparse.ArgumentParser(prog="prescient", description="Paper trading for Polymarket on Dagster.")
+    # Subcommands' parsers are made of the same class.
+    parser = _Parser(prog="prescient", description="Paper trading for Polymarket on Dagster.")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable output")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
