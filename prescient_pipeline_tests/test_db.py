@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
@@ -12,6 +14,20 @@ def test_urls_are_normalised_for_psycopg2_and_libpq():
     assert libpq_url("postgresql+psycopg2://u@h/db") == "postgresql://u@h/db"
     moved = make_url(with_database("postgresql://u:p@h:5/a?host=/tmp/s", "b"))
     assert (moved.database, moved.password, moved.query["host"]) == ("b", "p", "/tmp/s")
+
+
+def test_a_path_with_spaces_reaches_libpq_and_sqlalchemy_alike():
+    # SQLAlchemy writes the space as `+`, which libpq would take literally: a PRESCIENT_HOME with
+    # a space in it then could not reach its embedded server's socket or password file.
+    from psycopg2.extensions import parse_dsn
+
+    from prescient_pipeline.db.embedded import server_url
+
+    url = server_url(Path("/tmp/my home/sock"), Path("/tmp/my home/pgpass"))
+    assert (parse_dsn(url)["host"], parse_dsn(url)["passfile"]) == ("/tmp/my home/sock", "/tmp/my home/pgpass")
+    moved = with_database(url, "prescient")
+    assert parse_dsn(moved)["host"] == make_url(sqlalchemy_url(moved)).query["host"] == "/tmp/my home/sock"
+    assert parse_dsn(libpq_url("postgresql://u@h/db?application_name=a%2Bb"))["application_name"] == "a+b"
 
 
 def test_every_table_exists_after_upgrade(engine):

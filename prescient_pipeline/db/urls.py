@@ -22,8 +22,12 @@ def sqlalchemy_url(url: str) -> str:
 
 
 def libpq_url(url: str) -> str:
-    """Any of our spellings -> the plain `postgresql://` that libpq understands."""
-    return "postgresql://" + sqlalchemy_url(url).split("://", 1)[1]
+    """Any of our spellings -> the plain `postgresql://` that libpq understands. SQLAlchemy
+    writes a space in a query value (a socket or password file path) as `+`, which libpq takes
+    literally; `%20` means a space to both (a real `+` is already `%2B`)."""
+    rest = sqlalchemy_url(url).split("://", 1)[1]
+    base, sep, query = rest.partition("?")
+    return "postgresql://" + base + sep + query.replace("+", "%20")
 
 
 def with_database(url: str, database: str) -> str:
