@@ -140,6 +140,36 @@ def test_out_of_order_backfill_gives_the_cli_ledger(history):
         assert tick(execute_signals_sensor, instance).run_requests == []
 
 
+@pytest.mark.slow
+def test_one_run_over_several_backtests_gives_each_its_cli_ledger(history):
+    """A backfill run over many backtest partitions replays a day's portfolios together; each
+    ends with the ledger its own CLI replay gives (one fails alone: the others still replay)."""
+    engine = history
+    configs = [CONFIG, {**CONFIG, "cycle_cron": "0 13 * * *", "trade_amount": 40}, {**CONFIG, "max_holding_hours": 20}]
+    ui = [create_backtest(engine, "momentum", c, 1000, DAY1, DAY3, name=f"ui {n}")["portfolio_id"]
+          for n, c in enumerate(configs)]
+    cli = [create_backtest(engine, "momentum", c, 1000, DAY1, DAY3, name=f"cli {n}")["portfolio_id"]
+           for n, c in enumerate(configs)]
+    broken = create_backtest(engine, "momentum", CONFIG, 1000, DAY1, DAY3, name="broken")["portfolio_id"]
+    with engine.begin() as conn:  # a config its strategy refuses: this portfolio fails on its own
+        conn.execute(text("UPDATE portfolios SET strategy_config = '{\"trade_amount\": -5}' WHERE portfolio_id = :p"),
+                     {"p": broken})
+    with dg.instance_for_test() as instance:
+        run = runner.signals(instance, DAY3, [*ui, broken])
+        assert check_results(instance, run)["every_portfolio_signalled"] is False
+        meta = partition_metadata(instance, run)
+        assert "trade_amount" in meta[str(signals_partition_key(DAY3, broken))]["error"]
+        assert [meta[str(signals_partition_key(DAY3, pid))]["days_replayed_now"] for pid in ui] == [3, 3, 3]
+    for pid in cli:
+        replay_through(engine, pid, DAY3)
+    for one, other in zip(ui, cli):
+        assert ledger(engine, one) == ledger(engine, other)
+        assert [d[0] for d in ledger(engine, one)[1]] == [DAY1, DAY2, DAY3]
+    assert ledger(engine, ui[0]) != ledger(engine, ui[1]), "the configs trade differently"
+    assert ledger(engine, broken) == ([], [])
+    assert not unbalanced_portfolios(engine)
+
+
 def test_lookahead_checks_fail_on_a_planted_lookahead(history):
     engine = history
     pid = create_backtest(engine, "momentum", CONFIG, 1000, DAY1, DAY3, name="planted")["portfolio_id"]
