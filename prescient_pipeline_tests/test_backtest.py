@@ -434,3 +434,19 @@ def test_a_day_interrupted_halfway_is_not_replayed_again(history):
     with pytest.raises(ReplayInterrupted, match="2026-11-11 was interrupted"):
         replay_through(engine, portfolio["portfolio_id"], DAY2)
     assert ledger(engine, portfolio["portfolio_id"]) == before
+
+
+def test_the_states_of_many_times_read_at_once_are_those_read_one_time_at_a_time(history):
+    from prescient_pipeline.services.replay_universe import market_states_at, market_states_at_times
+
+    # Around 201's recorded close (day 2, 14:30), and long after the last observation of 202
+    # (beyond the 7-day lookback: 202 has no state then; 201, resolved, has its final one).
+    times = [at(DAY1, 8), at(DAY1, 12), at(DAY2, 14), at(DAY2, 14, 30), at(DAY2, 15), at(DAY2 + timedelta(days=10), 0)]
+    with history.connect() as conn:
+        together = market_states_at_times(conn, ["201", "202"], times)
+        one_by_one = {t: market_states_at(conn, ["201", "202"], t) for t in times}
+    assert together == one_by_one
+    assert (together[at(DAY2, 14)]["201"]["closed"], together[at(DAY2, 14)]["201"]["yes_price"]) == (False, Decimal("0.8"))
+    resolved = together[at(DAY2, 14, 30)]["201"]
+    assert (resolved["closed"], resolved["resolved_at"], resolved["outcome_prices"]) == (True, at(DAY2, 14, 30), ["1", "0"])
+    assert sorted(together[at(DAY2 + timedelta(days=10), 0)]) == ["201"]

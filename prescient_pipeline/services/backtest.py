@@ -37,7 +37,7 @@ from .execution import execute_portfolio
 from .history import snapshot_portfolio
 from .portfolios import NewPortfolio, create_portfolio, get_portfolio
 from .prices import mark_portfolios_at
-from .replay_universe import market_event_times, market_states_at, replay_universe_as_of
+from .replay_universe import market_event_times, market_states_at, market_states_at_times, replay_universe_as_of
 from .reports import unbalanced_portfolios
 from .signals import cycle_time_of_day, generate_signals
 
@@ -278,25 +278,31 @@ def _walk(engine: Engine, portfolio_ids: list[int], start: datetime, end: dateti
     """Every observation in [start, end) of the markets these portfolios hold, in time order:
     at each, the holders of a market observed (or resolving) then are marked, exit and settle,
     all in one pass. A portfolio in `fresh` starts its walk here: a market it holds that
-    resolved before `start` settles at once."""
+    resolved before `start` settles at once.
+
+    One connection; a transaction per pass (one for the whole walk would make every pass
+    re-read the growing chain of row versions the earlier passes left)."""
     with engine.connect() as conn:
         held = _held_markets(conn, portfolio_ids)
         events = market_event_times(conn, {m for markets in held.values() for m in markets}, start, end)
-    overdue = events.pop(None, set())
-    times = sorted(events.keys() | ({start} if overdue else set()))
-    for at in times:
-        observed = events.get(at, set())
-        due = [pid for pid in sorted(held) if held[pid] & observed
-               or (at == start and pid in fresh and held[pid] & overdue)]
-        if not due:
-            continue
-        with engine.connect() as conn:
-            states = market_states_at(conn, set().union(*(held[pid] for pid in due)), at)
-        if states:
-            report = mark_portfolios_at(engine, due, states, at)
-            if report.exits or report.settlements:  # positions closed: holdings changed
-                with engine.connect() as conn:
+        overdue = events.pop(None, set())
+        times = sorted(events.keys() | ({start} if overdue else set()))
+        # Holdings only shrink during a walk: the states of what is held now cover every pass.
+        states_at = market_states_at_times(conn, set().union(set(), *held.values()), times)
+        for at in times:
+            observed = events.get(at, set())
+            due = [pid for pid in sorted(held) if held[pid] & observed
+                   or (at == start and pid in fresh and held[pid] & overdue)]
+            if not due:
+                continue
+            wanted = set().union(*(held[pid] for pid in due))
+            states = {m: state for m, state in states_at[at].items() if m in wanted}
+            if states:
+                report = mark_portfolios_at(conn, due, states, at)
+                conn.commit()
+                if report.exits or report.settlements:  # positions closed: holdings changed
                     held = _held_markets(conn, portfolio_ids)
+        conn.commit()
 
 
 def _held_markets(conn, portfolio_ids: list[int]) -> dict[int, set[str]]:

@@ -198,7 +198,8 @@ def update_prices(engine: Engine, client: PolymarketClient, logger: logging.Logg
     states = _market_states(held, clob_rows + gamma_rows)
     states.update(_missing_states(held, updates.missing))
     for start in range(0, len(ids), PORTFOLIOS_PER_TRANSACTION):
-        _update_portfolios(engine, ids[start:start + PORTFOLIOS_PER_TRANSACTION], states, observed_at, report)
+        with engine.begin() as conn:
+            _update_portfolios(conn, ids[start:start + PORTFOLIOS_PER_TRANSACTION], states, observed_at, report)
     report.seconds = {"fetch": t1 - t0, "write_markets": t2 - t1, "portfolios": time.perf_counter() - t2}
     logger.info("marked %d positions; exits %s; settlements %s", report.marked, dict(report.exits),
                 dict(report.settlements))
@@ -218,14 +219,15 @@ _MARKED_PORTFOLIOS = and_(portfolios.c.mode == "live", or_(
 ))
 
 
-def mark_portfolios_at(engine: Engine, portfolio_ids: list[int], states: dict[str, dict],
+def mark_portfolios_at(conn, portfolio_ids: list[int], states: dict[str, dict],
                        at: datetime) -> PriceUpdateReport:
     """Mark, exit and settle these portfolios' open positions at `at` from market states given
-    by the caller (a replay's states as known at `at`), exactly as a price update does."""
+    by the caller (a replay's states as known at `at`), exactly as a price update does, inside
+    the caller's transaction."""
     report = PriceUpdateReport(observed_at=at)
     markets_by_id = {market_id: _Market({c: state.get(c) for c in _STATE_COLUMNS} | state, settlement_for(state))
                      for market_id, state in states.items()}
-    _update_portfolios(engine, sorted(portfolio_ids), markets_by_id, at, report)
+    _update_portfolios(conn, sorted(portfolio_ids), markets_by_id, at, report)
     return report
 
 
@@ -306,60 +308,60 @@ def _settings(portfolio: dict) -> ExecutionSettings:
         get_strategy(portfolio["strategy_type"]).validate_config(portfolio["strategy_config"]))
 
 
-def _update_portfolios(engine: Engine, ids: list[int], markets_by_id: dict[str, _Market], now: datetime,
+def _update_portfolios(conn, ids: list[int], markets_by_id: dict[str, _Market], now: datetime,
                        report: PriceUpdateReport) -> None:
-    with engine.begin() as conn:
+    """Mark, exit and settle these portfolios inside the caller's transaction (rows locked)."""
+    locked = [dict(r._mapping) for r in conn.execute(
+        select(portfolios).where(portfolios.c.portfolio_id.in_(ids))
+        .order_by(portfolios.c.portfolio_id).with_for_update()
+    )]
+    # Two updates can overlap (a `prescient prices update` beside the schedule's run): the
+    # one that observed prices later may lock first. Its marks stand; older ones never
+    # overwrite them, nor fire exits on prices that were already superseded.
+    superseded = [p["portfolio_id"] for p in locked
+                  if p["last_price_update"] is not None and p["last_price_update"] > now]
+    if superseded:
+        report.superseded += superseded
+        locked = [p for p in locked if p["portfolio_id"] not in superseded]
+        ids = [p["portfolio_id"] for p in locked]
+    held = defaultdict(list)
+    for r in conn.execute(
+        select(portfolio_positions)
+        .where(portfolio_positions.c.portfolio_id.in_(ids), portfolio_positions.c.status == "open")
+        .order_by(portfolio_positions.c.position_id)
+    ):
+        held[r.portfolio_id].append(dict(r._mapping))
+    marks: list[_Mark] = []
+    closes: list[Close] = []
+    still_open = {}
+    for portfolio in locked:
+        pid = portfolio["portfolio_id"]
+        still_open[pid] = _update_portfolio(portfolio, held[pid], markets_by_id, now, report, marks, closes)
+    book_closes(conn, closes, now)
+    kept = [m for m in marks if not m.fresh]
+    marks = [m for m in marks if m.fresh]
+    if marks:
+        conn.execute(_WRITE_MARKS, {
+            "now": now, "ids": [m.position_id for m in marks], "prices": [m.price for m in marks],
+            "values": [m.market_value for m in marks], "unrealized": [m.unrealized for m in marks],
+            "liquidation": [m.liquidation for m in marks], "flags": [m.flag for m in marks],
+        })
+        report.marked += len(marks)
+    if kept:
+        conn.execute(_WRITE_FLAGS, {"ids": [m.position_id for m in kept], "flags": [m.flag for m in kept]})
+    if closes:  # they moved cash and realized P&L: read the rows as they are now
         locked = [dict(r._mapping) for r in conn.execute(
-            select(portfolios).where(portfolios.c.portfolio_id.in_(ids))
-            .order_by(portfolios.c.portfolio_id).with_for_update()
+            select(portfolios).where(portfolios.c.portfolio_id.in_(ids)).order_by(portfolios.c.portfolio_id)
         )]
-        # Two updates can overlap (a `prescient prices update` beside the schedule's run): the
-        # one that observed prices later may lock first. Its marks stand; older ones never
-        # overwrite them, nor fire exits on prices that were already superseded.
-        superseded = [p["portfolio_id"] for p in locked
-                      if p["last_price_update"] is not None and p["last_price_update"] > now]
-        if superseded:
-            report.superseded += superseded
-            locked = [p for p in locked if p["portfolio_id"] not in superseded]
-            ids = [p["portfolio_id"] for p in locked]
-        held = defaultdict(list)
-        for r in conn.execute(
-            select(portfolio_positions)
-            .where(portfolio_positions.c.portfolio_id.in_(ids), portfolio_positions.c.status == "open")
-            .order_by(portfolio_positions.c.position_id)
-        ):
-            held[r.portfolio_id].append(dict(r._mapping))
-        marks: list[_Mark] = []
-        closes: list[Close] = []
-        still_open = {}
-        for portfolio in locked:
-            pid = portfolio["portfolio_id"]
-            still_open[pid] = _update_portfolio(portfolio, held[pid], markets_by_id, now, report, marks, closes)
-        book_closes(conn, closes, now)
-        kept = [m for m in marks if not m.fresh]
-        marks = [m for m in marks if m.fresh]
-        if marks:
-            conn.execute(_WRITE_MARKS, {
-                "now": now, "ids": [m.position_id for m in marks], "prices": [m.price for m in marks],
-                "values": [m.market_value for m in marks], "unrealized": [m.unrealized for m in marks],
-                "liquidation": [m.liquidation for m in marks], "flags": [m.flag for m in marks],
-            })
-            report.marked += len(marks)
-        if kept:
-            conn.execute(_WRITE_FLAGS, {"ids": [m.position_id for m in kept], "flags": [m.flag for m in kept]})
-        if closes:  # they moved cash and realized P&L: read the rows as they are now
-            locked = [dict(r._mapping) for r in conn.execute(
-                select(portfolios).where(portfolios.c.portfolio_id.in_(ids)).order_by(portfolios.c.portfolio_id)
-            )]
-        derived = {}
-        for portfolio in locked:
-            pid = portfolio["portfolio_id"]
-            totals, derived[pid] = derived_totals(portfolio, *still_open[pid])
-            report.portfolios.append(PortfolioUpdate(
-                pid, portfolio["name"], totals.total_value, totals.cash, totals.positions_value,
-                totals.realized_pnl, totals.unrealized_pnl, totals.open_positions,
-            ))
-        write_derived_totals(conn, derived, last_price_update=now)
+    derived = {}
+    for portfolio in locked:
+        pid = portfolio["portfolio_id"]
+        totals, derived[pid] = derived_totals(portfolio, *still_open[pid])
+        report.portfolios.append(PortfolioUpdate(
+            pid, portfolio["name"], totals.total_value, totals.cash, totals.positions_value,
+            totals.realized_pnl, totals.unrealized_pnl, totals.open_positions,
+        ))
+    write_derived_totals(conn, derived, last_price_update=now)
 
 
 def _update_portfolio(portfolio: dict, rows: list[dict], markets_by_id: dict[str, _Market], now: datetime,

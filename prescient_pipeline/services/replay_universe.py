@@ -89,8 +89,10 @@ def replay_universe_as_of(engine, as_of: datetime) -> pd.DataFrame:
 # How far back a held market's last observation is looked for (bounds the partitions read).
 STATE_LOOKBACK = timedelta(days=7)
 
+# Each (time, market): its latest observation in [time - STATE_LOOKBACK, time]. The constant
+# bounds let the planner keep to the partitions of the whole span.
 _STATES_SQL = f"""
-SELECT m.market_id, p.ts AS observed_at, p.source, p.yes_price, p.no_price, p.best_bid, p.best_ask,
+SELECT t.at, m.market_id, p.ts AS observed_at, p.source, p.yes_price, p.no_price, p.best_bid, p.best_ask,
        p.last_trade_price, p.bids, p.asks,
        coalesce(p.tick_size, m.tick_size) AS tick_size, coalesce(p.min_order_size, m.min_order_size) AS min_order_size,
        coalesce(p.fees_enabled, m.fees_enabled) AS fees_enabled, coalesce(p.fee_rate, m.fee_rate) AS fee_rate,
@@ -98,15 +100,17 @@ SELECT m.market_id, p.ts AS observed_at, p.source, p.yes_price, p.no_price, p.be
        coalesce(p.fee_taker_only, m.fee_taker_only) AS fee_taker_only,
        p.closed AS observed_closed, m.closed AS closed_now, m.accepting_orders AS accepting_now,
        r.closed_time, r.outcome_prices AS final_prices, r.uma_resolution_status AS final_uma_status
-FROM markets m
+FROM unnest(CAST(:times AS timestamptz[])) AS t(at)
+CROSS JOIN markets m
 LEFT JOIN LATERAL (
     SELECT s.* FROM market_snapshots s
-    WHERE s.market_id = m.market_id AND s.ts <= :at AND s.ts >= :since
+    WHERE s.market_id = m.market_id AND s.ts <= t.at AND s.ts >= t.at - CAST(:lookback AS interval)
+      AND s.ts >= :since AND s.ts <= :until
     {_LATEST_FIRST} LIMIT 1
 ) p ON true
 LEFT JOIN market_resolutions r ON r.market_id = m.market_id
 WHERE m.market_id = ANY(:ids)
-ORDER BY m.market_id
+ORDER BY t.at, m.market_id
 """
 
 
@@ -114,12 +118,22 @@ def market_states_at(conn, market_ids, at: datetime) -> dict[str, dict]:
     """Each market's state at `at` for fills, marks, exits and settlement: its latest observation
     at or before `at` (book columns where it has a book; `observed_at` says when), closed with its
     final prices once its recorded resolution time has come. Markets with neither are left out."""
+    return market_states_at_times(conn, market_ids, [at]).get(at, {})
+
+
+def market_states_at_times(conn, market_ids, times) -> dict[datetime, dict[str, dict]]:
+    """`market_states_at` for each of `times`, in one read: {time: {market_id: state}}."""
     ids = sorted(set(market_ids))
-    if not ids:
+    times = sorted(set(times))
+    if not ids or not times:
         return {}
-    rows = conn.execute(text(_STATES_SQL), {"ids": ids, "at": at, "since": at - STATE_LOOKBACK}).mappings()
-    states = {}
+    rows = conn.execute(text(_STATES_SQL), {
+        "ids": ids, "times": times, "lookback": STATE_LOOKBACK,
+        "since": times[0] - STATE_LOOKBACK, "until": times[-1],
+    }).mappings()
+    states: dict[datetime, dict[str, dict]] = {at: {} for at in times}
     for r in rows:
+        at = r["at"]
         # Resolved by `at`: its recorded closed time has come (an import without one: the first
         # history row that says closed, which lies at or after the close).
         resolved = (r["closed_time"] <= at) if r["closed_time"] is not None else bool(r["observed_closed"])
@@ -136,7 +150,7 @@ def market_states_at(conn, market_ids, at: datetime) -> dict[str, dict]:
             uma_resolution_status=r["final_uma_status"] if resolved else None,
             resolved_at=r["closed_time"] if resolved else None,
         )
-        states[r["market_id"]] = state
+        states[at][r["market_id"]] = state
     return states
 
 
