@@ -2,12 +2,14 @@
 
 The terminal gets one line per problem; the details (tracebacks, Dagster's run logs, the
 embedded server's start-up output) go to this file, which every `prescient` process and, through
-`dagster.yaml`, every Dagster process (webserver, daemon, run workers) appends to.
+`dagster.yaml`, every Dagster process (webserver, daemon, run workers) appends to. Once it reaches ROTATE_AT, the
+next process to start moves it to `prescient.log.1` (replacing the one before) and starts anew.
 """
 
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import os
 import sys
 from pathlib import Path
@@ -15,19 +17,34 @@ from pathlib import Path
 from .config import settings
 
 _FORMAT = "%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
+ROTATE_AT = 10 * 1024 * 1024  # bytes
 
 
 def log_file() -> Path:
     return settings().home / "logs" / "prescient.log"
 
 
-class LogFileHandler(logging.FileHandler):
-    """Appends to the log file of the current PRESCIENT_HOME (named in dagster.yaml, too)."""
+def rotate_if_large(path: Path) -> None:
+    """Move a log file of ROTATE_AT bytes or more to `<name>.1`. Done when a process starts, as
+    many processes append to the file at once (logging's RotatingFileHandler assumes one
+    writer); the others notice the move at their next line and reopen the file."""
+    try:
+        if path.stat().st_size >= ROTATE_AT:
+            os.replace(path, path.with_name(path.name + ".1"))
+    except OSError:  # no log yet, or another process moved it first
+        pass
+
+
+class LogFileHandler(logging.handlers.WatchedFileHandler):
+    """Appends to the log file of the current PRESCIENT_HOME (named in dagster.yaml, too); a
+    long-running process (the daemon, the webserver) follows the file to its new one once it
+    has been moved aside."""
 
     def __init__(self, level: int | str = logging.NOTSET):
         try:
             path = log_file()
             path.parent.mkdir(parents=True, exist_ok=True)
+            rotate_if_large(path)
         except Exception:  # never stop a run or a command over its log file
             path = Path(os.devnull)
         super().__init__(path, mode="a", encoding="utf-8", delay=True)
