@@ -260,40 +260,19 @@ class PolymarketClient:
     def _page_events(
         self, found: "_EventsFound", start: datetime | None, end: datetime | None
     ) -> tuple[bool, list[datetime]]:
-        """Page one listing until an empty page. Returns (paged out, end dates seen); not paged
-        out means the next offset would pass the cap while pages were still coming."""
-        query: dict[str, Any] = {**ACTIVE_EVENTS_QUERY, "limit": self.page_size}
-        if start is not None:
-            query["end_date_min"] = _iso(start - BOUND_PADDING)
-        if end is not None:
-            query["end_date_max"] = _iso(end + BOUND_PADDING)
+        """Page one /events listing to an empty page: (paged out, end dates seen)."""
         seen: set[str] = set()
-        end_dates: list[datetime] = []
-        offset = 0
-        while True:
-            page = self._get_list("gamma", "/events", {**query, "offset": offset})
-            found.pages += 1
-            for event in page:
-                if not isinstance(event, dict):
-                    raise _shape_error("gamma", "GET", "/events", "event objects", event)
-                event_id = str(event.get("id"))
-                if event_id in seen:
-                    found.duplicates += 1
-                    continue
-                seen.add(event_id)
-                found.by_id.setdefault(event_id, event)
-                end_date = _parse_time(event.get("endDate"))
-                if end_date is not None:
-                    end_dates.append(end_date)
-            if found.on_page is not None:
-                found.on_page(found.pages, len(found.by_id))
-            # A short page is not the end (stop only on an empty one), and stepping by what came
-            # back rather than by `limit` cannot skip rows when the server caps `limit` lower.
-            if not page:
-                return True, end_dates
-            offset += len(page)
-            if offset > self.offset_cap:
-                return False, end_dates
+
+        def take(event: dict) -> bool:
+            event_id = str(event.get("id"))
+            if event_id in seen:
+                found.duplicates += 1
+                return False
+            seen.add(event_id)
+            found.by_id.setdefault(event_id, event)
+            return True
+
+        return self._page_listing("/events", "event", ACTIVE_EVENTS_QUERY, start, end, found, take)
 
     def _page_events_by_end_date(self, found: "_EventsFound", end_dates: list[datetime]) -> None:
         """Re-list the active events in end-date windows small enough to page out below the cap,
@@ -406,6 +385,14 @@ class PolymarketClient:
         self, found: "_ListingFound", query: dict, start: datetime | None, end: datetime | None
     ) -> tuple[bool, list[datetime]]:
         """Page one /markets listing to an empty page: (paged out, end dates seen)."""
+        return self._page_listing("/markets", "market", query, start, end, found, found.add)
+
+    def _page_listing(self, path: str, what: str, query: dict, start: datetime | None, end: datetime | None,
+                      found: "_EventsFound | _ListingFound", take: Callable[[dict], bool]) -> tuple[bool, list[datetime]]:
+        """Page one Gamma listing, bounded to end dates in [start, end] when given, until an empty
+        page, handing each object to `take` (False: a duplicate, left out). Returns (paged out,
+        end dates of the objects taken); not paged out means the next offset would pass the cap
+        while pages were still coming."""
         query = {**query, "limit": self.page_size}
         if start is not None:
             query["end_date_min"] = _iso(start - BOUND_PADDING)
@@ -414,17 +401,18 @@ class PolymarketClient:
         end_dates: list[datetime] = []
         offset = 0
         while True:
-            page = self._get_list("gamma", "/markets", {**query, "offset": offset})
+            page = self._get_list("gamma", path, {**query, "offset": offset})
             found.pages += 1
-            for market in page:
-                if not isinstance(market, dict):
-                    raise _shape_error("gamma", "GET", "/markets", "market objects", market)
-                found.add(market)
-                end_date = _parse_time(market.get("endDate"))
+            for item in page:
+                if not isinstance(item, dict):
+                    raise _shape_error("gamma", "GET", path, f"{what} objects", item)
+                end_date = _parse_time(item.get("endDate")) if take(item) else None
                 if end_date is not None:
                     end_dates.append(end_date)
             if found.on_page is not None:
                 found.on_page(found.pages, len(found.by_id))
+            # A short page is not the end (stop only on an empty one), and stepping by what came
+            # back rather than by `limit` cannot skip rows when the server caps `limit` lower.
             if not page:
                 return True, end_dates
             offset += len(page)
@@ -691,15 +679,17 @@ class _ListingFound:
         self.pages = 0
         self.duplicates = 0
 
-    def add(self, market: dict) -> None:
+    def add(self, market: dict) -> bool:
+        """Keep a market not seen yet (by id or condition id); False for a duplicate."""
         market_id = str(market.get("id"))
         condition = market.get("conditionId")
         if market_id in self.by_id or (condition and condition in self.conditions):
             self.duplicates += 1
-            return
+            return False
         self.by_id[market_id] = market
         if condition:
             self.conditions.add(condition)
+        return True
 
 
 def _split_window(
