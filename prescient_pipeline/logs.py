@@ -2,8 +2,9 @@
 
 The terminal gets one line per problem; the details (tracebacks, Dagster's run logs, the
 embedded server's start-up output) go to this file, which every `prescient` process and, through
-`dagster.yaml`, every Dagster process (webserver, daemon, run workers) appends to. Once it reaches ROTATE_AT, the
-next process to start moves it to `prescient.log.1` (replacing the one before) and starts anew.
+`dagster.yaml`, every Dagster process (webserver, daemon, run workers) appends to. Once it
+reaches ROTATE_AT, the next process to start moves it to `prescient.log.1` (replacing the one
+before) and starts anew.
 """
 
 from __future__ import annotations

@@ -284,11 +284,12 @@ def _walk(engine: Engine, portfolio_ids: list[int], start: datetime, end: dateti
     re-read the growing chain of row versions the earlier passes left)."""
     with engine.connect() as conn:
         held = _held_markets(conn, portfolio_ids)
-        events = market_event_times(conn, {m for markets in held.values() for m in markets}, start, end)
+        # Holdings only shrink during a walk: what is held now covers every pass.
+        markets = set().union(*held.values())
+        events = market_event_times(conn, markets, start, end)
         overdue = events.pop(None, set())
         times = sorted(events.keys() | ({start} if overdue else set()))
-        # Holdings only shrink during a walk: the states of what is held now cover every pass.
-        states_at = market_states_at_times(conn, set().union(set(), *held.values()), times)
+        states_at = market_states_at_times(conn, markets, times)
         for at in times:
             observed = events.get(at, set())
             due = [pid for pid in sorted(held) if held[pid] & observed
