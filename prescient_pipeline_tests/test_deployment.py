@@ -152,10 +152,16 @@ def test_a_scheduled_cycle_completes_through_code_server_webserver_and_daemon(ow
             raise
 
         # The webserver, a process of its own, shows the runs the daemon launched: one storage.
-        runs = graphql(web_port, "{ runsOrError { ... on Runs { results { jobName status tags { key value } } } } }")
-        succeeded = {r["jobName"] for r in runs["runsOrError"]["results"] if r["status"] == "SUCCESS"}
-        assert {"refresh_markets_job", "portfolio_signals_job", "execute_signals_job",
-                "portfolio_snapshot_job"} <= succeeded
+        # A run's rows are written before Dagster records the run's success, so wait for it.
+        cycle_jobs = {"refresh_markets_job", "portfolio_signals_job", "execute_signals_job",
+                      "portfolio_snapshot_job"}
+
+        def cycle_runs_succeeded():
+            found = graphql(web_port, "{ runsOrError { ... on Runs { results { jobName status tags { key value } } } } }")
+            succeeded = {r["jobName"] for r in found["runsOrError"]["results"] if r["status"] == "SUCCESS"}
+            return found if cycle_jobs <= succeeded else None
+
+        runs = wait_for("the cycle's runs to be recorded as succeeded", cycle_runs_succeeded, 180, processes)
         scheduled = [r for r in runs["runsOrError"]["results"] if r["jobName"] == "refresh_markets_job"
                      and any(t["key"] == "dagster/schedule_name" and t["value"] == "trading_cycle_schedule"
                              for t in r["tags"])]
