@@ -362,6 +362,30 @@ def test_the_listing_pages_past_the_offset_cap_by_end_date_and_dedupes(engine):
     assert len(windows) > 3, "the closed listing was re-asked in end-date windows"
 
 
+def test_an_overflowing_window_is_cut_at_the_median_end_date_listed_in_it():
+    # 30 closed markets ending at midnight a day apart, listed 4 a page up to offset 8. Every
+    # window after the first lists markets the unsliced pages already found; their end dates
+    # still place its cut, so each cut falls on a listed market's end date, not at a midpoint
+    # between two bounds (e.g. 2026-10-30T12:00 between 10-26 and 11-04).
+    closed = [gamma_market(200 + n, closed=True, closed_time="2026-11-10T12:00:00Z", prices=("1", "0"),
+                           end=f"{date(2026, 10, 20) + timedelta(days=n)}T00:00:00Z") for n in range(30)]
+    with ReplayServer(markets=closed, now=LISTED_AT, offset_cap=8, limit_cap=4) as server:
+        with PolymarketClient(server.url, server.url, retries=0, requests_per_10s=UNLIMITED,
+                              offset_cap=8, page_size=4) as client:
+            client.fetch_markets_open_between(at(DAY1, 0), at(DAY2, 0))
+        sent = server.requests_to("/markets")
+    padding = timedelta(seconds=1)  # the client widens each bound by a second
+    bounds = {datetime.fromisoformat(r.param("end_date_min").replace("Z", "+00:00")) + padding
+              for r in sent if r.param("end_date_min")}
+    bounds |= {datetime.fromisoformat(r.param("end_date_max").replace("Z", "+00:00")) - padding
+               for r in sent if r.param("end_date_max")}
+    lowest, slice_end = min(bounds), datetime(2100, 1, 1, tzinfo=timezone.utc)
+    cuts = bounds - {lowest, slice_end}
+    end_dates = {datetime.fromisoformat(m["endDate"].replace("Z", "+00:00")) for m in closed}
+    assert len(cuts) >= 3, "the listing was cut more than once"
+    assert cuts <= end_dates, sorted(cuts - end_dates)
+
+
 @pytest.mark.parametrize("fidelity, first, count", [(60, "00:00", 24), (7, "00:03", 206), (1440, "00:00", 1)])
 def test_grid_times_are_multiples_of_the_fidelity_since_the_epoch(fidelity, first, count):
     from prescient_pipeline.domain.history_grid import grid_times

@@ -263,14 +263,13 @@ class PolymarketClient:
         """Page one /events listing to an empty page: (paged out, end dates seen)."""
         seen: set[str] = set()
 
-        def take(event: dict) -> bool:
+        def take(event: dict) -> None:
             event_id = str(event.get("id"))
             if event_id in seen:
                 found.duplicates += 1
-                return False
+                return
             seen.add(event_id)
             found.by_id.setdefault(event_id, event)
-            return True
 
         return self._page_listing("/events", "event", ACTIVE_EVENTS_QUERY, start, end, found, take)
 
@@ -388,11 +387,10 @@ class PolymarketClient:
         return self._page_listing("/markets", "market", query, start, end, found, found.add)
 
     def _page_listing(self, path: str, what: str, query: dict, start: datetime | None, end: datetime | None,
-                      found: "_EventsFound | _ListingFound", take: Callable[[dict], bool]) -> tuple[bool, list[datetime]]:
+                      found: "_EventsFound | _ListingFound", take: Callable[[dict], None]) -> tuple[bool, list[datetime]]:
         """Page one Gamma listing, bounded to end dates in [start, end] when given, until an empty
-        page, handing each object to `take` (False: a duplicate, left out). Returns (paged out,
-        end dates of the objects taken); not paged out means the next offset would pass the cap
-        while pages were still coming."""
+        page, handing each object to `take`. Returns (paged out, end dates listed); not paged out
+        means the next offset would pass the cap while pages were still coming."""
         query = {**query, "limit": self.page_size}
         if start is not None:
             query["end_date_min"] = _iso(start - BOUND_PADDING)
@@ -406,7 +404,9 @@ class PolymarketClient:
             for item in page:
                 if not isinstance(item, dict):
                     raise _shape_error("gamma", "GET", path, f"{what} objects", item)
-                end_date = _parse_time(item.get("endDate")) if take(item) else None
+                take(item)
+                # Every object's end date, a duplicate's too: they place this listing's cuts.
+                end_date = _parse_time(item.get("endDate"))
                 if end_date is not None:
                     end_dates.append(end_date)
             if found.on_page is not None:
@@ -679,17 +679,16 @@ class _ListingFound:
         self.pages = 0
         self.duplicates = 0
 
-    def add(self, market: dict) -> bool:
-        """Keep a market not seen yet (by id or condition id); False for a duplicate."""
+    def add(self, market: dict) -> None:
+        """Keep a market not seen yet (by id or condition id); count a duplicate."""
         market_id = str(market.get("id"))
         condition = market.get("conditionId")
         if market_id in self.by_id or (condition and condition in self.conditions):
             self.duplicates += 1
-            return False
+            return
         self.by_id[market_id] = market
         if condition:
             self.conditions.add(condition)
-        return True
 
 
 def _split_window(
