@@ -303,7 +303,6 @@ def _walk(engine: Engine, portfolio_ids: list[int], start: datetime, end: dateti
                 conn.commit()
                 if report.exits or report.settlements:  # positions closed: holdings changed
                     held = _held_markets(conn, portfolio_ids)
-        conn.commit()
 
 
 def _held_markets(conn, portfolio_ids: list[int]) -> dict[int, set[str]]:
